@@ -151,3 +151,19 @@ func (e *BatchError) Unwrap() []error {
 	}
 	return errs
 }
+
+// Params are per-event values a pipeline's rules computed for one route:
+// the routing key of an exchange or AMQP publish, and the FIFO group and
+// deduplication ids of a queue or SQS send. Empty means "not set".
+type Params struct {
+	RoutingKey string
+	GroupID    string
+	DedupID    string
+}
+
+// ParamSink is a Sink that takes per-event Params. The engine calls SendParams
+// (with len(params) == len(batch)) instead of Send when the sink implements it.
+type ParamSink interface {
+	Sink
+	SendParams(ctx context.Context, batch []Event, params []Params) error
+}
