@@ -1,0 +1,356 @@
+// Package engine runs validated plans: it reads pipelines from the backbone,
+// evaluates their rules, sends selected events to sinks in order, and
+// checkpoints each route's contiguous acknowledged prefix.
+//
+// Guarantees: a route's checkpoint never passes an event its sink has not
+// acknowledged or that was not dead-lettered or dropped by policy
+// (at-least-once); events of one partition reach a sink in offset order; a
+// failing event holds its partition (retry with backoff) until it is
+// delivered or handed to on_error. Not guaranteed: exactly-once (a crash
+// between a sink's ack and the next checkpoint redelivers; consumers
+// deduplicate on bridge-event-id), and order across partitions.
+//
+// See DESIGN.md beside this file for the data path and the invariants.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+// Options tune the runtime. Zero values take the defaults.
+type Options struct {
+	// CommitInterval is how often checkpoints are written. Default 100ms.
+	CommitInterval time.Duration
+	// ShutdownTimeout bounds the soft stop (finish in-flight sends, commit)
+	// before sends are abandoned. Default 10s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Engine runs pipelines. New builds, Run runs, and the status and replay
+// methods may be called concurrently with Run.
+type Engine struct {
+	backbone  Backbone
+	opts      Options
+	log       *slog.Logger
+	pipelines []*pipeline
+	byName    map[string]*pipeline
+	closers   []func(context.Context) error
+	started   atomic.Bool
+}
+
+// pipeline is the runtime of one configured pipeline.
+type pipeline struct {
+	name    string
+	topic   string
+	routes  []*route
+	cursors []*cursor // route-major: routes[i] owns cursors[i*parts : (i+1)*parts]
+	parts   int
+	state   atomic.Value // string: "starting" | "running" | "stopped" | "failed"
+	failure atomic.Pointer[string]
+}
+
+func newEngine(b Backbone, opts Options) *Engine {
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = 100 * time.Millisecond
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{backbone: b, opts: opts, log: opts.Logger, byName: map[string]*pipeline{}}
+}
+
+// addPipeline registers a pipeline of routes over topic.
+func (e *Engine) addPipeline(name, topic string, routes []*route) error {
+	parts, err := e.backbone.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("pipeline %s: topic %s: %w", name, topic, err)
+	}
+	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
+	p.state.Store("starting")
+	for _, r := range routes {
+		for part := range parts {
+			p.cursors = append(p.cursors, newCursor(r, int32(part), e.backbone, e.log))
+		}
+	}
+	e.pipelines = append(e.pipelines, p)
+	e.byName[name] = p
+	return nil
+}
+
+// Run runs every pipeline until ctx is cancelled, then stops in two phases:
+// intake stops and in-flight batches finish (bounded by ShutdownTimeout),
+// final checkpoints are written, and sinks are closed. It returns nil on a
+// clean stop. A route stopped by on_error: stop does not stop the others.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called twice")
+	}
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []error
+	for _, p := range e.pipelines {
+		p.state.Store("running")
+		e.log.Info("pipeline started", "pipeline", p.name, "topic", p.topic, "routes", len(p.routes), "partitions", p.parts)
+		var pwg sync.WaitGroup
+		for _, c := range p.cursors {
+			pwg.Go(func() {
+				if err := c.run(ctx, hard); err != nil && !errors.Is(err, context.Canceled) {
+					if errors.Is(err, errStopped) {
+						p.state.Store("stopped")
+						return
+					}
+					msg := err.Error()
+					p.failure.Store(&msg)
+					p.state.Store("failed")
+					e.log.Error("route failed", "pipeline", p.name, "route", c.r.name, "partition", c.partition, "err", err)
+					errMu.Lock()
+					errs = append(errs, fmt.Errorf("pipeline %s route %s partition %d: %w", p.name, c.r.name, c.partition, err))
+					errMu.Unlock()
+				}
+			})
+		}
+		wg.Go(pwg.Wait)
+	}
+	committerDone := make(chan struct{})
+	wg.Go(func() { e.commitLoop(ctx, committerDone) })
+
+	<-ctx.Done()
+	// Soft stop: cursors see ctx done, finish their batch and return. If they
+	// take longer than the shutdown timeout, cancel their sends.
+	stopTimer := time.AfterFunc(e.opts.ShutdownTimeout, cancelHard)
+	wg.Wait()
+	stopTimer.Stop()
+	<-committerDone
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.commitAll(commitCtx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range e.pipelines {
+		if p.state.Load() == "running" {
+			p.state.Store("stopped")
+		}
+	}
+	for _, closeFn := range e.closers {
+		if err := closeFn(commitCtx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// commitLoop writes checkpoints every CommitInterval until ctx is done.
+func (e *Engine) commitLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(e.opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.commitAll(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("checkpoint commit failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// commitAll writes the checkpoint of every cursor that moved.
+func (e *Engine) commitAll(ctx context.Context) error {
+	var errs []error
+	for _, p := range e.pipelines {
+		for _, c := range p.cursors {
+			next := c.acked.Load()
+			if next < 0 || next == c.committed.Load() {
+				continue
+			}
+			if err := e.backbone.Commit(ctx, c.r.group(), c.r.topic, c.partition, next); err != nil {
+				errs = append(errs, fmt.Errorf("commit %s/%s/%d: %w", p.name, c.r.name, c.partition, err))
+				continue
+			}
+			c.committed.Store(next)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether every pipeline runs (none stopped or failed).
+func (e *Engine) Ready() bool {
+	if !e.started.Load() {
+		return false
+	}
+	for _, p := range e.pipelines {
+		if p.state.Load() != "running" {
+			return false
+		}
+	}
+	return true
+}
+
+// PipelineStatus is a pipeline's state for the HTTP API and the CLI.
+type PipelineStatus struct {
+	Name   string        `json:"name"`
+	Topic  string        `json:"topic"`
+	State  string        `json:"state"`
+	Error  string        `json:"error,omitempty"`
+	Routes []RouteStatus `json:"routes"`
+}
+
+// RouteStatus holds a route's counters and per-partition progress.
+type RouteStatus struct {
+	Name         string            `json:"name"`
+	Target       string            `json:"target"`
+	Read         int64             `json:"read"`
+	Matched      int64             `json:"matched"`
+	Sent         int64             `json:"sent"`
+	DeadLettered int64             `json:"dead_lettered"`
+	Dropped      int64             `json:"dropped"`
+	RuleErrors   int64             `json:"rule_errors"`
+	SendErrors   int64             `json:"send_errors"`
+	Retries      int64             `json:"retries"`
+	Lag          int64             `json:"lag"`
+	Partitions   []PartitionStatus `json:"partitions"`
+}
+
+// PartitionStatus is one cursor: Checkpoint is the committed next offset,
+// Position the next offset the cursor will handle, Lag end minus position.
+type PartitionStatus struct {
+	Partition  int32  `json:"partition"`
+	Checkpoint int64  `json:"checkpoint"`
+	Position   int64  `json:"position"`
+	End        int64  `json:"end_offset"`
+	Lag        int64  `json:"lag"`
+	Stopped    bool   `json:"stopped,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Pipelines returns every pipeline's status, sorted by name.
+func (e *Engine) Pipelines() []PipelineStatus {
+	out := make([]PipelineStatus, 0, len(e.pipelines))
+	for _, p := range e.pipelines {
+		out = append(out, e.status(p))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Pipeline returns one pipeline's status.
+func (e *Engine) Pipeline(name string) (PipelineStatus, bool) {
+	p, ok := e.byName[name]
+	if !ok {
+		return PipelineStatus{}, false
+	}
+	return e.status(p), true
+}
+
+func (e *Engine) status(p *pipeline) PipelineStatus {
+	st := PipelineStatus{Name: p.name, Topic: p.topic, State: p.state.Load().(string)}
+	if f := p.failure.Load(); f != nil {
+		st.Error = *f
+	}
+	for i, r := range p.routes {
+		rs := RouteStatus{Name: r.name, Target: targetName(r.sink),
+			Read: r.stats.read.Load(), Matched: r.stats.matched.Load(), Sent: r.stats.sent.Load(),
+			DeadLettered: r.stats.deadLettered.Load(), Dropped: r.stats.dropped.Load(),
+			RuleErrors: r.stats.ruleErrors.Load(), SendErrors: r.stats.sendErrors.Load(), Retries: r.stats.retries.Load()}
+		for _, c := range p.cursors[i*p.parts : (i+1)*p.parts] {
+			_, end, _ := e.backbone.Offsets(p.topic, c.partition)
+			ps := PartitionStatus{Partition: c.partition, Checkpoint: c.committed.Load(), Position: c.acked.Load(), End: end, Stopped: c.stopped.Load()}
+			if ps.Position >= 0 {
+				ps.Lag = max(end-ps.Position, 0)
+			}
+			if m := c.lastErr.Load(); m != nil {
+				ps.Error = *m
+			}
+			rs.Lag += ps.Lag
+			rs.Partitions = append(rs.Partitions, ps)
+		}
+		st.Routes = append(st.Routes, rs)
+	}
+	return st
+}
+
+// targetName describes a sink for status output.
+func targetName(s event.Sink) string {
+	if n, ok := s.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", s)
+}
+
+// ErrUnknownPipeline is returned for a pipeline name not in the plan.
+var ErrUnknownPipeline = errors.New("engine: unknown pipeline")
+
+// ReplayFrom says where a replay rewinds to: Earliest, a per-partition
+// Offsets map, or a Time (the first event at or after it).
+type ReplayFrom struct {
+	Earliest bool
+	Latest   bool
+	Offsets  map[int32]int64
+	Time     time.Time
+}
+
+// Replay rewinds every route of a pipeline. Cursors apply it after their
+// current batch, and the new position is checkpointed at once so that it
+// also holds across a restart.
+func (e *Engine) Replay(ctx context.Context, name string, from ReplayFrom) (map[int32]int64, error) {
+	p, ok := e.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPipeline, name)
+	}
+	targets := make(map[int32]int64, p.parts)
+	for part := range p.parts {
+		partition := int32(part)
+		start, end, err := e.backbone.Offsets(p.topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case from.Earliest:
+			targets[partition] = start
+		case from.Latest:
+			targets[partition] = end
+		case from.Offsets != nil:
+			o, ok := from.Offsets[partition]
+			if !ok {
+				continue
+			}
+			targets[partition] = min(max(o, start), end)
+		default:
+			o, err := e.backbone.OffsetForTime(p.topic, partition, from.Time)
+			if err != nil {
+				return nil, err
+			}
+			targets[partition] = o
+		}
+	}
+	for _, c := range p.cursors {
+		o, ok := targets[c.partition]
+		if !ok {
+			continue
+		}
+		if err := e.backbone.Commit(ctx, c.r.group(), p.topic, c.partition, o); err != nil {
+			return nil, err
+		}
+		c.committed.Store(o)
+		c.requestSeek(o)
+	}
+	return targets, nil
+}

@@ -1,0 +1,461 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/rules"
+)
+
+// On-error policies of a pipeline (SPEC §3).
+const (
+	OnErrorDeadLetter = "dead_letter"
+	OnErrorDrop       = "drop"
+	OnErrorStop       = "stop"
+)
+
+// errStopped ends a cursor whose pipeline has on_error: stop and met a
+// failure. The cursor keeps its checkpoint before the failing event.
+var errStopped = errors.New("engine: route stopped by on_error: stop")
+
+// route is one route of one pipeline: its rules, its sink and its policies.
+// Each partition of the pipeline's topic gets its own cursor over a route,
+// so a slow target holds back only its own route (the log is the buffer).
+type route struct {
+	pipeline string
+	name     string
+	topic    string
+	start    string // "earliest" | "latest", used when no checkpoint exists
+
+	filter     *rules.Program // pipeline filter; nil = every event
+	when       *rules.Program // route condition; nil = every event passing filter
+	key        *rules.Program // replaces the event key when set
+	routingKey *rules.Program
+	groupID    *rules.Program
+	dedupID    *rules.Program
+
+	sink       event.Sink
+	deadLetter event.Sink // where failed events go when onError is dead_letter
+	onError    string
+	retry      RetryPolicy
+	retryIf    *rules.Program // retry only when it holds
+	deadLetterIf *rules.Program // dead-letter at once when it holds
+
+	batchSize int
+	maxBytes  int
+
+	stats routeStats
+}
+
+// group is the consumer group name under which the route checkpoints.
+func (r *route) group() string { return "pipeline." + r.pipeline + ".route." + r.name }
+
+// routeStats are the route's counters, summed over partitions.
+type routeStats struct {
+	read, matched, sent, deadLettered, dropped, ruleErrors, sendErrors, retries atomic.Int64
+}
+
+// cursor runs one route over one partition: read, evaluate, send in order,
+// advance. acked is the contiguous handled prefix: every event below it was
+// acknowledged by the sink, dead-lettered, dropped by policy or not selected.
+type cursor struct {
+	r         *route
+	partition int32
+	backbone  Backbone
+	log       *slog.Logger
+
+	acked     atomic.Int64 // next offset to handle; -1 until the start is known
+	committed atomic.Int64 // last value written by Commit; -1 when none
+	stopped   atomic.Bool  // on_error: stop tripped
+	lastErr   atomic.Pointer[string]
+
+	mu      sync.Mutex // guards seekTo
+	seekTo  int64      // -1 when no replay is pending
+	env     *rules.Env
+	params  []event.Params
+	outbuf  []event.Event
+	indexes []int
+}
+
+func newCursor(r *route, partition int32, b Backbone, log *slog.Logger) *cursor {
+	c := &cursor{r: r, partition: partition, backbone: b, seekTo: -1, env: rules.NewEnv(),
+		log: log.With("pipeline", r.pipeline, "route", r.name, "partition", partition)}
+	c.acked.Store(-1)
+	c.committed.Store(-1)
+	return c
+}
+
+// requestSeek asks the cursor to continue at offset after its current batch.
+func (c *cursor) requestSeek(offset int64) {
+	c.mu.Lock()
+	c.seekTo = offset
+	c.mu.Unlock()
+}
+
+func (c *cursor) takeSeek() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.seekTo
+	c.seekTo = -1
+	return o, o >= 0
+}
+
+// startOffset is where the cursor begins: the checkpoint, else start.
+func (c *cursor) startOffset(ctx context.Context) (int64, error) {
+	next, ok, err := c.backbone.Committed(ctx, c.r.group(), c.r.topic, c.partition)
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	if ok {
+		c.committed.Store(next)
+		return next, nil
+	}
+	start, end, err := c.backbone.Offsets(c.r.topic, c.partition)
+	if err != nil {
+		return 0, err
+	}
+	if c.r.start == "latest" {
+		return end, nil
+	}
+	return start, nil
+}
+
+// fetchWait bounds one long poll so that a cursor notices replays promptly.
+const fetchWait = 500 * time.Millisecond
+
+// run is the cursor's loop. soft is cancelled to stop intake (the current
+// batch still completes); hard is cancelled to abandon sends. A return
+// leaves acked at the last fully handled offset.
+func (c *cursor) run(soft, hard context.Context) error {
+	next, err := c.startOffset(hard)
+	if err != nil {
+		return err
+	}
+	c.acked.Store(next)
+	for soft.Err() == nil {
+		if o, ok := c.takeSeek(); ok {
+			next = o
+			c.acked.Store(next)
+		}
+		fctx, cancel := context.WithTimeout(soft, fetchWait)
+		evs, err := c.backbone.Fetch(fctx, c.r.topic, c.partition, next, c.r.batchSize, c.r.maxBytes)
+		cancel()
+		if err != nil {
+			if earliest, latest, ok := c.backbone.OutOfRange(err); ok {
+				next = c.outOfRange(next, earliest, latest)
+				c.acked.Store(next)
+				continue
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				continue
+			}
+			return fmt.Errorf("fetch %s/%d at %d: %w", c.r.topic, c.partition, next, err)
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		if err := c.handle(soft, hard, evs); err != nil {
+			if errors.Is(err, errStopped) {
+				c.stopped.Store(true)
+				msg := err.Error()
+				c.lastErr.Store(&msg)
+			}
+			return err
+		}
+		next = evs[len(evs)-1].Offset + 1
+		c.acked.Store(next)
+	}
+	return nil
+}
+
+// outOfRange moves a cursor whose offset left the log. Below the start means
+// retention deleted events this route never handled: that is reported, since
+// it is data loss the operator must know of; past the end (a replay too far)
+// clamps to the end.
+func (c *cursor) outOfRange(next, earliest, latest int64) int64 {
+	if next < earliest {
+		c.log.Error("events deleted by retention before this route handled them",
+			"from", next, "to", earliest, "lost", earliest-next)
+		return earliest
+	}
+	return latest
+}
+
+// handle evaluates and sends one fetched batch, in offset order. It returns
+// only when every event is handled (acked, dead-lettered or dropped), or
+// with an error that leaves the batch unhandled.
+func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
+	r := c.r
+	r.stats.read.Add(int64(len(evs)))
+	c.outbuf = c.outbuf[:0]
+	c.params = c.params[:0]
+	c.indexes = c.indexes[:0]
+	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
+	for i := range evs {
+		ev := &evs[i]
+		out, params, selected, err := c.evaluate(ev)
+		if err != nil {
+			r.stats.ruleErrors.Add(1)
+			if err := c.fail(soft, hard, ev, fmt.Errorf("rule: %w", event.Permanent(err)), 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if !selected {
+			continue
+		}
+		c.outbuf = append(c.outbuf, out)
+		if withParams {
+			c.params = append(c.params, params)
+		}
+		c.indexes = append(c.indexes, i)
+	}
+	r.stats.matched.Add(int64(len(c.outbuf)))
+	if len(c.outbuf) == 0 {
+		return nil
+	}
+	return c.send(soft, hard, evs, c.outbuf, c.params, c.indexes)
+}
+
+// evaluate runs the filter, the route condition and the per-event rules.
+func (c *cursor) evaluate(ev *event.Event) (event.Event, event.Params, bool, error) {
+	r := c.r
+	var params event.Params
+	c.env.Reset(ev)
+	if r.filter != nil {
+		ok, err := r.filter.EvalBool(c.env)
+		if err != nil || !ok {
+			return event.Event{}, params, false, err
+		}
+	}
+	if r.when != nil {
+		ok, err := r.when.EvalBool(c.env)
+		if err != nil || !ok {
+			return event.Event{}, params, false, err
+		}
+	}
+	out := outgoing(ev)
+	if r.key != nil {
+		k, ok, err := r.key.EvalString(c.env)
+		if err != nil {
+			return out, params, false, fmt.Errorf("key: %w", err)
+		}
+		if ok {
+			out.Key = []byte(k)
+		} else {
+			out.Key = nil
+		}
+	}
+	var err error
+	if params.RoutingKey, err = evalParam(r.routingKey, c.env); err != nil {
+		return out, params, false, fmt.Errorf("routing_key: %w", err)
+	}
+	if params.GroupID, err = evalParam(r.groupID, c.env); err != nil {
+		return out, params, false, fmt.Errorf("group_id: %w", err)
+	}
+	if params.DedupID, err = evalParam(r.dedupID, c.env); err != nil {
+		return out, params, false, fmt.Errorf("dedup_id: %w", err)
+	}
+	if params.DedupID == "" && r.dedupID == nil {
+		if id, ok := out.Header(event.HeaderEventID); ok {
+			params.DedupID = string(id)
+		}
+	}
+	return out, params, true, nil
+}
+
+func evalParam(p *rules.Program, env *rules.Env) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	s, _, err := p.EvalString(env)
+	return s, err
+}
+
+// outgoing is the event as a sink receives it: the same record with the
+// header bridge-event-id naming its backbone coordinates. An event that
+// already carries one (copied from another bridge topic or system) keeps the
+// original, so consumers deduplicate on the first id an event ever had.
+func outgoing(ev *event.Event) event.Event {
+	out := *ev
+	if _, ok := ev.Header(event.HeaderEventID); ok {
+		return out
+	}
+	hs := make([]event.Header, len(ev.Headers), len(ev.Headers)+1)
+	copy(hs, ev.Headers)
+	out.Headers = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+	return out
+}
+
+// send delivers the selected events with retries, keeping their order. On a
+// partial failure only the failed events are sent again. It returns nil when
+// every event was acknowledged or handed to on_error.
+func (c *cursor) send(soft, hard context.Context, evs, batch []event.Event, params []event.Params, indexes []int) error {
+	r := c.r
+	for attempt := 1; ; attempt++ {
+		err := c.sendOnce(hard, batch, params)
+		if err == nil {
+			r.stats.sent.Add(int64(len(batch)))
+			return nil
+		}
+		if hard.Err() != nil {
+			return hard.Err()
+		}
+		r.stats.sendErrors.Add(1)
+		failed := failedItems(err, len(batch))
+		r.stats.sent.Add(int64(len(batch) - len(failed)))
+		var keepBatch []event.Event
+		var keepParams []event.Params
+		var keepIdx []int
+		for _, f := range failed {
+			ev := &evs[indexes[f.index]]
+			if c.retryable(ev, f.err, attempt) {
+				keepBatch = append(keepBatch, batch[f.index])
+				if params != nil {
+					keepParams = append(keepParams, params[f.index])
+				}
+				keepIdx = append(keepIdx, indexes[f.index])
+				continue
+			}
+			if err := c.fail(soft, hard, ev, f.err, attempt); err != nil {
+				return err
+			}
+		}
+		if len(keepBatch) == 0 {
+			return nil
+		}
+		batch, params, indexes = keepBatch, keepParams, keepIdx
+		r.stats.retries.Add(1)
+		pause := r.retry.backoff(attempt)
+		c.log.Warn("send failed, retrying", "attempt", attempt, "events", len(batch), "backoff", pause, "err", err)
+		// A soft stop ends the wait: the batch is not acknowledged, so it is
+		// not committed and is delivered again after a restart.
+		if !sleep(soft, pause) {
+			return soft.Err()
+		}
+	}
+}
+
+func (c *cursor) sendOnce(ctx context.Context, batch []event.Event, params []event.Params) error {
+	if ps, ok := c.r.sink.(event.ParamSink); ok && params != nil {
+		return ps.SendParams(ctx, batch, params)
+	}
+	return c.r.sink.Send(ctx, batch)
+}
+
+type failedItem struct {
+	index int
+	err   error
+}
+
+// failedItems lists which events of a batch failed: those a *BatchError
+// names, or all of them.
+func failedItems(err error, n int) []failedItem {
+	var be *event.BatchError
+	if errors.As(err, &be) && len(be.Failed) > 0 {
+		out := make([]failedItem, 0, len(be.Failed))
+		for _, f := range be.Failed {
+			if f.Index >= 0 && f.Index < n {
+				out = append(out, failedItem{f.Index, f.Err})
+			}
+		}
+		return out
+	}
+	out := make([]failedItem, n)
+	for i := range out {
+		out[i] = failedItem{i, err}
+	}
+	return out
+}
+
+// retryable decides, once per failure, whether to try again: the sink's
+// class first (event.ErrPermanent), then the pipeline's dead_letter_if and
+// retry_if rules, then the attempt budget.
+func (c *cursor) retryable(ev *event.Event, err error, attempt int) bool {
+	r := c.r
+	permanent := errors.Is(err, event.ErrPermanent)
+	if r.deadLetterIf != nil || r.retryIf != nil {
+		c.env.Reset(ev)
+		c.env.SetError(rules.Failure{Message: err.Error(), Permanent: permanent, Attempts: attempt,
+			Route: r.name, Target: r.name})
+		if r.deadLetterIf != nil {
+			if ok, rerr := r.deadLetterIf.EvalBool(c.env); rerr == nil && ok {
+				return false
+			}
+		}
+		if r.retryIf != nil && !permanent {
+			if ok, rerr := r.retryIf.EvalBool(c.env); rerr == nil && !ok {
+				return false
+			}
+		}
+	}
+	if permanent {
+		return false
+	}
+	return r.retry.MaxAttempts <= 0 || attempt < r.retry.MaxAttempts
+}
+
+// fail applies on_error to one event that will not be delivered.
+func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, attempts int) error {
+	r := c.r
+	switch r.onError {
+	case OnErrorDrop:
+		r.stats.dropped.Add(1)
+		c.log.Warn("event dropped by on_error: drop", "offset", ev.Offset, "err", cause)
+		return nil
+	case OnErrorStop:
+		c.log.Error("route stopped by on_error: stop", "offset", ev.Offset, "err", cause)
+		return fmt.Errorf("%w: offset %d: %v", errStopped, ev.Offset, cause)
+	}
+	dl := deadLetterEvent(ev, r, cause, attempts)
+	for attempt := 1; ; attempt++ {
+		err := r.deadLetter.Send(hard, []event.Event{dl})
+		if err == nil {
+			r.stats.deadLettered.Add(1)
+			return nil
+		}
+		if hard.Err() != nil {
+			return hard.Err()
+		}
+		pause := r.retry.backoff(attempt)
+		c.log.Error("dead letter write failed, retrying", "offset", ev.Offset, "attempt", attempt, "err", err)
+		if !sleep(soft, pause) {
+			return soft.Err()
+		}
+	}
+}
+
+// deadLetterEvent keeps the original key, value and headers and adds the
+// provenance headers of SPEC §5.5.
+func deadLetterEvent(ev *event.Event, r *route, cause error, attempts int) event.Event {
+	class := "retryable"
+	if errors.Is(cause, event.ErrPermanent) {
+		class = "permanent"
+	}
+	hs := make([]event.Header, 0, len(ev.Headers)+6)
+	for _, h := range ev.Headers {
+		switch h.Key {
+		case event.HeaderError, event.HeaderErrorClass, event.HeaderPipeline, event.HeaderRoute, event.HeaderAttempts:
+			continue // a redriven dead letter gets fresh provenance
+		}
+		hs = append(hs, h)
+	}
+	if _, ok := ev.Header(event.HeaderEventID); !ok {
+		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+	}
+	hs = append(hs,
+		event.Header{Key: event.HeaderError, Value: []byte(cause.Error())},
+		event.Header{Key: event.HeaderErrorClass, Value: []byte(class)},
+		event.Header{Key: event.HeaderPipeline, Value: []byte(r.pipeline)},
+		event.Header{Key: event.HeaderRoute, Value: []byte(r.name)},
+		event.Header{Key: event.HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
+	)
+	return event.Event{Key: ev.Key, Value: ev.Value, Headers: hs, Timestamp: ev.Timestamp, Source: ev.Source}
+}
