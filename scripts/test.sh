@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test suite of bridge, on a fresh machine or a used one.
+#
+# It installs and starts what the tests need when it is missing (RabbitMQ from
+# Debian's packages, fauxqs from npm), then checks formatting and vet, runs the
+# suite with the race detector on the packages with concurrency, and gives each
+# fuzz target a short smoke run. Usage: ./scripts/test.sh [extra go test flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '== %s\n' "$*" >&2; }
+
+ensure_rabbitmq() {
+	if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+		log "RabbitMQ: listening on 127.0.0.1:5672"
+		return
+	fi
+	if ! command -v rabbitmq-server >/dev/null 2>&1; then
+		log "RabbitMQ: installing rabbitmq-server from Debian's packages"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq rabbitmq-server >/dev/null
+	fi
+	log "RabbitMQ: starting"
+	rabbitmq-server -detached || true
+	for _ in $(seq 90); do
+		rabbitmqctl await_startup --timeout 30 >/dev/null 2>&1 && break
+		sleep 1
+	done
+	rabbitmqctl await_startup --timeout 30 >/dev/null
+}
+
+ensure_fauxqs() {
+	export FAUXQS_DIR="$root/.tools/fauxqs"
+	if [ -f "$FAUXQS_DIR/node_modules/fauxqs/package.json" ]; then
+		log "fauxqs: installed in $FAUXQS_DIR"
+		return
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		log "fauxqs: installing Node.js and npm from Debian's packages"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq nodejs npm >/dev/null
+	fi
+	log "fauxqs: installing fauxqs@1.9.2 with npm"
+	mkdir -p "$FAUXQS_DIR"
+	npm install --silent --no-audit --no-fund --prefix "$FAUXQS_DIR" fauxqs@1.9.2 >/dev/null
+}
+
+ensure_rabbitmq
+ensure_fauxqs
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+log "go vet"
+go vet ./...
+
+log "go test (race detector on)"
+# -race on everything: every package of bridge has goroutines somewhere.
+go test -race -count=1 -timeout 25m "$@" ./...
+
+log "go test -tags invariants (engine and storage)"
+go test -count=1 -tags invariants -timeout 10m ./embedded-broker/... ./engine/... >/dev/null
+
+log "fuzz smoke runs"
+fuzztime=${FUZZTIME:-5s}
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+		log "fuzz $pkg $target ($fuzztime)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/dev/null
+	done
+done
+log "all tests passed"
