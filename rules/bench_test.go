@@ -1,0 +1,94 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+const filterSrc = `body.type == "order.created" && body.amount >= 100 && body.region in ["eu","us"]`
+
+// orderEvents returns n ~200-byte JSON order events, most of which pass
+// the filter.
+func orderEvents(n int) []event.Event {
+	regions := []string{"eu", "us", "ap"}
+	evs := make([]event.Event, n)
+	for i := range evs {
+		v := fmt.Sprintf(`{"type":"order.created","order_id":"ord-%08d","customer_id":"cust-%05d","amount":%d.%02d,"currency":"EUR","region":%q,"items":[{"sku":"sku-%d","qty":%d}],"ts":"2026-11-25T21:00:00Z"}`,
+			i, i%9973, 50+i%400, i%100, regions[i%3], i%50, 1+i%5)
+		evs[i] = event.Event{Topic: "orders", Partition: int32(i % 6), Offset: int64(i), Value: []byte(v), Timestamp: time.Unix(1764100000, 0)}
+	}
+	return evs
+}
+
+// BenchmarkFilter evaluates the three-clause filter of issue 3 with JSON
+// decoding included, with this package and, for comparison, with
+// encoding/json into a map plus expr over a map environment.
+func BenchmarkFilter(b *testing.B) {
+	evs := orderEvents(1024)
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.Value)
+	}
+	b.Run("rules", func(b *testing.B) {
+		p, err := Compile(filterSrc, Bool)
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := NewEnv()
+		b.SetBytes(int64(size / len(evs)))
+		b.ReportAllocs()
+		i, pass := 0, 0
+		start := time.Now()
+		for b.Loop() {
+			env.Reset(&evs[i%len(evs)])
+			ok, err := p.EvalBool(env)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ok {
+				pass++
+			}
+			i++
+		}
+		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "evals/s")
+		if pass == 0 {
+			b.Fatal("no event passed")
+		}
+	})
+	b.Run("encoding-json-map-env", func(b *testing.B) {
+		p, err := expr.Compile(filterSrc, expr.AsBool())
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := map[string]any{}
+		b.SetBytes(int64(size / len(evs)))
+		b.ReportAllocs()
+		i, pass := 0, 0
+		start := time.Now()
+		for b.Loop() {
+			var body any
+			if json.Unmarshal(evs[i%len(evs)].Value, &body) != nil {
+				body = nil
+			}
+			env["body"] = body
+			out, err := expr.Run(p, env)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if out.(bool) {
+				pass++
+			}
+			i++
+		}
+		b.ReportMetric(float64(i)/time.Since(start).Seconds(), "evals/s")
+		if pass == 0 {
+			b.Fatal("no event passed")
+		}
+	})
+}

@@ -1,0 +1,68 @@
+// Package rules compiles and evaluates the expr rules of bridge pipelines
+// (SPEC §4): filter, when, key, routing_key, group_id, dedup_id, and the
+// failure rules retry_if and dead_letter_if.
+//
+// # Environment
+//
+// Event rules (Compile) see:
+//
+//	body       any                value parsed as JSON; nil when value is not JSON
+//	value      string             the raw value as text
+//	key        string             the raw key as text ("" when there is no key)
+//	headers    map[string]string  the last value of each header name
+//	topic      string             backbone coordinates ...
+//	partition  int
+//	offset     int
+//	timestamp  time.Time
+//	source     string             the name of the source that produced the event ("http" for ingest)
+//
+// Failure rules (CompileErrorRule) see all of the above plus error:
+//
+//	error.message    string  the sink's error text
+//	error.permanent  bool    the sink classified it as permanent (wraps event.ErrPermanent)
+//	error.attempts   int     delivery attempts so far
+//	error.class      string  "retryable" or "permanent"
+//	error.route      string  the route's name
+//	error.target     string  the route's target (e.g. "exchange:orders")
+//
+// # Guarantees
+//
+//   - A rule is compiled once, with expr's type checker. A Bool rule whose
+//     result is not boolean, an unknown name, or a type error is a
+//     *CompileError with a 1-based line and column inside the rule and, for
+//     a misspelt name, a suggestion ("unknown name bdy (did you mean body?)").
+//   - Reset is O(1). The body is decoded at most once per event and only if a
+//     rule reads it. A rule that reads constant paths (body.type,
+//     body["a"].b) does not build a map at all: one validating scan of the
+//     JSON materialises just those fields. A rule that uses body as a whole
+//     (body[x], len(body), body alone) decodes it fully, once per event.
+//   - Decoded values have encoding/json's shapes: numbers are float64,
+//     objects map[string]any (last duplicate key wins), arrays []any. A value
+//     that is not valid JSON (as encoding/json judges it) gives body == nil.
+//   - Body fields named like expr builtins (body.type, body.len, body.count)
+//     are plain fields.
+//   - Evaluation never panics: a run-time error (arithmetic on a string,
+//     comparing nil with a number) comes back as an error, for the pipeline's
+//     on_error.
+//
+// # Semantics to know
+//
+//   - A missing body field is nil. A path through a missing or non-object
+//     value (body.a.b when a is absent or a number) is also nil, where plain
+//     expr would fail with "cannot fetch b from <nil>".
+//   - nil compared with a number is an error, as in expr:
+//     body.amount >= 100 fails when amount is missing or is a string. Write
+//     (body.amount ?? 0) >= 100 to treat a missing amount as 0.
+//   - A Bool rule whose result is nil (body.flag with flag missing) is false;
+//     any other non-bool result is an error.
+//   - EvalString renders strings as they are, numbers and booleans as their
+//     JSON text (100, 12.5, true), maps and arrays as JSON, times in RFC 3339;
+//     nil is "absent" (ok == false).
+//   - let cannot redeclare an environment name, and $env is not available.
+//
+// # Not guaranteed
+//
+// Env is not safe for concurrent use: use one per goroutine. Programs are
+// immutable and may be shared. The event passed to Reset must not change
+// until the next Reset.
+package rules

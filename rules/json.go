@@ -1,0 +1,612 @@
+package rules
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// This file is a small validating JSON scanner. It exists because decoding a
+// whole 200-byte event into map[string]any with encoding/json costs ~2.7 µs,
+// while a rule usually reads two or three top-level fields. The scanner walks
+// the document once, validates all of it (so "is it JSON?" has the same answer
+// as encoding/json), and materialises only the values at the requested paths.
+//
+// Values are shaped exactly as encoding/json shapes them when decoding into
+// any: objects are map[string]any (last duplicate key wins), arrays []any,
+// numbers float64, strings with invalid UTF-8 replaced by U+FFFD. The fuzz test
+// FuzzExtract holds the scanner to that.
+
+// maxDepth matches encoding/json's nesting limit, so both reject the same
+// documents.
+const maxDepth = 10000
+
+// pathSet is the set of body paths one program reads, as a trie over keys.
+type pathSet struct {
+	root  pnode
+	paths [][]string // slot -> full path
+}
+
+type pnode struct {
+	children []pchild
+	slot     int   // result slot of the path ending here, or -1
+	below    []int // slots of the paths strictly below this node
+	subtree  []int // slot (if any) + below: cleared when a duplicate key restarts this subtree
+}
+
+type pchild struct {
+	key  string
+	node *pnode
+}
+
+// add registers path and returns its slot; the same path twice gets one slot.
+func (ps *pathSet) add(path []string) int {
+	n := &ps.root
+	var trail []*pnode
+	for _, k := range path {
+		trail = append(trail, n)
+		var next *pnode
+		for _, c := range n.children {
+			if c.key == k {
+				next = c.node
+				break
+			}
+		}
+		if next == nil {
+			next = &pnode{slot: -1}
+			n.children = append(n.children, pchild{key: k, node: next})
+		}
+		n = next
+	}
+	if n.slot >= 0 {
+		return n.slot
+	}
+	slot := len(ps.paths)
+	n.slot = slot
+	n.subtree = append(n.subtree, slot)
+	ps.paths = append(ps.paths, append([]string(nil), path...))
+	for _, a := range trail {
+		a.below = append(a.below, slot)
+		a.subtree = append(a.subtree, slot)
+	}
+	return slot
+}
+
+// walkPath follows path through nested objects; anything that is not an
+// object on the way yields nil.
+func walkPath(v any, path []string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+type jscan struct {
+	data  []byte
+	i     int
+	depth int
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (s *jscan) ws() {
+	for s.i < len(s.data) && isSpace(s.data[s.i]) {
+		s.i++
+	}
+}
+
+// extract fills out[slot] for every path of ps from the JSON document data and
+// reports whether data is valid JSON. When it is not, every slot is nil.
+func extract(data []byte, ps *pathSet, out []any) bool {
+	clear(out)
+	s := jscan{data: data}
+	s.ws()
+	ok := false
+	if s.i < len(data) && data[s.i] == '{' {
+		ok = s.object(&ps.root, ps, out)
+	} else {
+		ok = s.skip()
+	}
+	if ok {
+		s.ws()
+		ok = s.i == len(data)
+	}
+	if !ok {
+		clear(out)
+	}
+	return ok
+}
+
+// parseJSON decodes a whole document like json.Unmarshal into any.
+func parseJSON(data []byte) (any, bool) {
+	s := jscan{data: data}
+	s.ws()
+	v, ok := s.value()
+	if !ok {
+		return nil, false
+	}
+	s.ws()
+	if s.i != len(data) {
+		return nil, false
+	}
+	return v, true
+}
+
+// object scans the object at s.i (which is '{') for the children of n.
+func (s *jscan) object(n *pnode, ps *pathSet, out []any) bool {
+	s.depth++
+	if s.depth > maxDepth {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return false
+		}
+		raw, esc, high, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.ws()
+		child := n.find(raw, esc, high)
+		switch {
+		case child == nil:
+			if !s.skip() {
+				return false
+			}
+		case child.slot >= 0:
+			v, ok := s.value()
+			if !ok {
+				return false
+			}
+			out[child.slot] = v
+			for _, d := range child.below {
+				out[d] = walkPath(v, ps.paths[d][len(ps.paths[child.slot]):])
+			}
+		default:
+			// A repeated key replaces the earlier value as a whole.
+			for _, d := range child.subtree {
+				out[d] = nil
+			}
+			if s.i < len(s.data) && s.data[s.i] == '{' {
+				if !s.object(child, ps, out) {
+					return false
+				}
+			} else if !s.skip() {
+				return false
+			}
+		}
+		s.ws()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+			s.ws()
+		case '}':
+			s.i++
+			s.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// find returns the child whose key equals the decoded raw key.
+func (n *pnode) find(raw []byte, esc, high bool) *pnode {
+	if len(n.children) == 0 {
+		return nil
+	}
+	if esc || (high && !utf8.Valid(raw)) {
+		k := unquoteSlow(raw)
+		for _, c := range n.children {
+			if c.key == k {
+				return c.node
+			}
+		}
+		return nil
+	}
+	for _, c := range n.children {
+		if c.key == string(raw) { // no allocation: the conversion is only compared
+			return c.node
+		}
+	}
+	return nil
+}
+
+// str scans the string at s.i (which is '"') and returns its raw contents,
+// whether it has escapes, and whether it has non-ASCII bytes.
+func (s *jscan) str() (raw []byte, esc, high, ok bool) {
+	s.i++
+	start := s.i
+	for s.i < len(s.data) {
+		c := s.data[s.i]
+		switch {
+		case c == '"':
+			raw = s.data[start:s.i]
+			s.i++
+			return raw, esc, high, true
+		case c == '\\':
+			esc = true
+			s.i++
+			if s.i >= len(s.data) {
+				return nil, false, false, false
+			}
+			switch s.data[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if s.i+4 >= len(s.data) {
+					return nil, false, false, false
+				}
+				for _, h := range s.data[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return nil, false, false, false
+					}
+				}
+				s.i += 5
+			default:
+				return nil, false, false, false
+			}
+		case c < 0x20:
+			return nil, false, false, false
+		default:
+			if c >= 0x80 {
+				high = true
+			}
+			s.i++
+		}
+	}
+	return nil, false, false, false
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+// skip validates and steps over one value.
+func (s *jscan) skip() bool {
+	if s.i >= len(s.data) {
+		return false
+	}
+	switch c := s.data[s.i]; {
+	case c == '{' || c == '[':
+		s.depth++
+		if s.depth > maxDepth {
+			return false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		s.i++
+		s.ws()
+		if s.i < len(s.data) && s.data[s.i] == end {
+			s.i++
+			s.depth--
+			return true
+		}
+		for {
+			if c == '{' {
+				if s.i >= len(s.data) || s.data[s.i] != '"' {
+					return false
+				}
+				if _, _, _, ok := s.str(); !ok {
+					return false
+				}
+				s.ws()
+				if s.i >= len(s.data) || s.data[s.i] != ':' {
+					return false
+				}
+				s.i++
+				s.ws()
+			}
+			if !s.skip() {
+				return false
+			}
+			s.ws()
+			if s.i >= len(s.data) {
+				return false
+			}
+			switch s.data[s.i] {
+			case ',':
+				s.i++
+				s.ws()
+			case end:
+				s.i++
+				s.depth--
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		_, _, _, ok := s.str()
+		return ok
+	case c == '-' || ('0' <= c && c <= '9'):
+		_, ok := s.number()
+		return ok
+	default:
+		return s.literal()
+	}
+}
+
+func (s *jscan) literal() bool {
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(s.data)-s.i >= len(lit) && string(s.data[s.i:s.i+len(lit)]) == lit {
+			s.i += len(lit)
+			return true
+		}
+	}
+	return false
+}
+
+// number scans a number per the JSON grammar and returns its text.
+func (s *jscan) number() ([]byte, bool) {
+	start := s.i
+	d := s.data
+	if s.i < len(d) && d[s.i] == '-' {
+		s.i++
+	}
+	if s.i >= len(d) {
+		return nil, false
+	}
+	switch {
+	case d[s.i] == '0':
+		s.i++
+	case '1' <= d[s.i] && d[s.i] <= '9':
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+	default:
+		return nil, false
+	}
+	if s.i < len(d) && d[s.i] == '.' {
+		s.i++
+		if s.i >= len(d) || d[s.i] < '0' || d[s.i] > '9' {
+			return nil, false
+		}
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+	}
+	if s.i < len(d) && (d[s.i] == 'e' || d[s.i] == 'E') {
+		s.i++
+		if s.i < len(d) && (d[s.i] == '+' || d[s.i] == '-') {
+			s.i++
+		}
+		if s.i >= len(d) || d[s.i] < '0' || d[s.i] > '9' {
+			return nil, false
+		}
+		for s.i < len(d) && '0' <= d[s.i] && d[s.i] <= '9' {
+			s.i++
+		}
+	}
+	return d[start:s.i], true
+}
+
+// value decodes one value.
+func (s *jscan) value() (any, bool) {
+	if s.i >= len(s.data) {
+		return nil, false
+	}
+	switch c := s.data[s.i]; {
+	case c == '{':
+		s.depth++
+		if s.depth > maxDepth {
+			return nil, false
+		}
+		m := make(map[string]any)
+		s.i++
+		s.ws()
+		if s.i < len(s.data) && s.data[s.i] == '}' {
+			s.i++
+			s.depth--
+			return m, true
+		}
+		for {
+			if s.i >= len(s.data) || s.data[s.i] != '"' {
+				return nil, false
+			}
+			raw, esc, high, ok := s.str()
+			if !ok {
+				return nil, false
+			}
+			s.ws()
+			if s.i >= len(s.data) || s.data[s.i] != ':' {
+				return nil, false
+			}
+			s.i++
+			s.ws()
+			v, ok := s.value()
+			if !ok {
+				return nil, false
+			}
+			m[makeString(raw, esc, high)] = v
+			s.ws()
+			if s.i >= len(s.data) {
+				return nil, false
+			}
+			switch s.data[s.i] {
+			case ',':
+				s.i++
+				s.ws()
+			case '}':
+				s.i++
+				s.depth--
+				return m, true
+			default:
+				return nil, false
+			}
+		}
+	case c == '[':
+		s.depth++
+		if s.depth > maxDepth {
+			return nil, false
+		}
+		a := []any{}
+		s.i++
+		s.ws()
+		if s.i < len(s.data) && s.data[s.i] == ']' {
+			s.i++
+			s.depth--
+			return a, true
+		}
+		for {
+			v, ok := s.value()
+			if !ok {
+				return nil, false
+			}
+			a = append(a, v)
+			s.ws()
+			if s.i >= len(s.data) {
+				return nil, false
+			}
+			switch s.data[s.i] {
+			case ',':
+				s.i++
+				s.ws()
+			case ']':
+				s.i++
+				s.depth--
+				return a, true
+			default:
+				return nil, false
+			}
+		}
+	case c == '"':
+		raw, esc, high, ok := s.str()
+		if !ok {
+			return nil, false
+		}
+		return makeString(raw, esc, high), true
+	case c == '-' || ('0' <= c && c <= '9'):
+		b, ok := s.number()
+		if !ok {
+			return nil, false
+		}
+		// The string only lives for the call; ParseFloat's error (which
+		// would keep it) is discarded.
+		f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+		if err != nil {
+			// Out of float64 range: encoding/json fails the whole document.
+			return nil, false
+		}
+		return f, true
+	case c == 't':
+		if s.literal() {
+			return true, true
+		}
+	case c == 'f':
+		if s.literal() {
+			return false, true
+		}
+	case c == 'n':
+		if s.literal() {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// makeString copies a scanned string, decoding escapes and replacing invalid
+// UTF-8 only when there is any.
+func makeString(raw []byte, esc, high bool) string {
+	if !esc && (!high || utf8.Valid(raw)) {
+		return string(raw)
+	}
+	return unquoteSlow(raw)
+}
+
+// unquoteSlow decodes the contents of a string the scanner already
+// validated, with encoding/json's rules: a surrogate pair escape is one rune,
+// a lone surrogate and every invalid UTF-8 byte become U+FFFD.
+func unquoteSlow(raw []byte) string {
+	b := make([]byte, 0, len(raw)+8)
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			switch raw[i+1] {
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r := hex4(raw[i+2 : i+6])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if r2 := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); r2 != utf8.RuneError {
+							b = utf8.AppendRune(b, r2)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default: // '"', '\\', '/'
+				b = append(b, raw[i+1])
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, raw[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return string(b)
+}
+
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		r <<= 4
+		switch {
+		case c <= '9':
+			r |= rune(c - '0')
+		case c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			r |= rune(c - 'a' + 10)
+		}
+	}
+	return r
+}
+
+// marshalJSON renders maps and arrays for EvalString.
+var marshalJSON = json.Marshal
