@@ -34,19 +34,9 @@ type Pipelines interface {
 
 // Queues is what the API needs of the embedded broker.
 type Queues interface {
-	QueueDepths() []QueueDepth
+	QueueDepths() []engine.QueueDepth
 	// Redrive moves messages of dlq back to their source queues (or to dest).
 	Redrive(ctx context.Context, dlq, dest string, max, perSecond int) (int, error)
-}
-
-// QueueDepth is one queue's depths.
-type QueueDepth struct {
-	Name            string `json:"name"`
-	FIFO            bool   `json:"fifo"`
-	Visible         int    `json:"visible"`
-	InFlight        int    `json:"in_flight"`
-	Delayed         int    `json:"delayed"`
-	DeadLetterQueue string `json:"dead_letter_queue,omitempty"`
 }
 
 // Role is an API token's role (SPEC §6).
@@ -409,7 +399,7 @@ func (req replayRequest) parse() (engine.ReplayFrom, error) {
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, _ *http.Request) {
-	out := []QueueDepth{}
+	out := []engine.QueueDepth{}
 	if s.opts.Queues != nil {
 		out = s.opts.Queues.QueueDepths()
 	}
@@ -439,7 +429,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := s.opts.Queues.Redrive(r.Context(), r.PathValue("dlq"), req.To, req.Max, req.PerSecond)
 	if err != nil {
-		if errors.Is(err, ErrUnknownQueue) {
+		if errors.Is(err, engine.ErrUnknownQueue) {
 			writeError(w, http.StatusNotFound, "unknown_queue", err.Error())
 			return
 		}
@@ -448,9 +438,6 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"queue": r.PathValue("dlq"), "moved": n})
 }
-
-// ErrUnknownQueue is what a Queues implementation wraps for a missing queue.
-var ErrUnknownQueue = errors.New("httpapi: unknown queue")
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	var why []string

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bridgeio/bridge/embedded-broker/commitlog"
+	"github.com/bridgeio/bridge/embedded-broker/exchange"
+	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
+	"github.com/bridgeio/bridge/engine"
+	"github.com/bridgeio/bridge/engine/httpapi"
+	"github.com/bridgeio/bridge/pipelines"
+)
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// loadPlan loads and validates a config; problems are printed one per line
+// as FILE:LINE:COL: path: message and reported as errSilent.
+func loadPlan(path string) (*pipelines.Plan, error) {
+	plan, err := pipelines.Load(path)
+	if err != nil {
+		printProblems(err)
+		return nil, errSilent
+	}
+	return plan, nil
+}
+
+func printProblems(err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			fmt.Fprintln(os.Stderr, e)
+		}
+		return
+	}
+	fmt.Fprintln(os.Stderr, err)
+}
+
+func cmdValidate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	cfg := fs.String("c", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfg == "" {
+		return errors.New("usage: bridge validate -c FILE")
+	}
+	plan, err := loadPlan(*cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: valid (%d pipelines, %d topics, %d queues, %d exchanges)\n", *cfg, len(plan.Pipelines),
+		len(plan.Config.Backbone.Topics), len(plan.Config.Broker.Queues), len(plan.Config.Broker.Exchanges))
+	return nil
+}
+
+func cmdTest(args []string) error {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg := fs.String("c", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfg == "" {
+		return errors.New("usage: bridge test -c FILE [CASES.yaml...]")
+	}
+	plan, err := loadPlan(*cfg)
+	if err != nil {
+		return err
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		// Default: FILE's sibling NAME.cases.yaml.
+		guess := strings.TrimSuffix(*cfg, filepath.Ext(*cfg)) + ".cases.yaml"
+		if _, err := os.Stat(guess); err != nil {
+			return fmt.Errorf("no CASES.yaml given and %s does not exist", guess)
+		}
+		files = []string{guess}
+	}
+	var passed, failed int
+	for _, f := range files {
+		p, fl, err := pipelines.RunCases(plan, f, os.Stdout)
+		if err != nil {
+			return err
+		}
+		passed += p
+		failed += fl
+	}
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return errSilent
+	}
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfgPath := fs.String("c", "", "config file")
+	logFormat := fs.String("log-format", "text", "text | json")
+	logLevel := fs.String("log-level", "info", "debug | info | warn | error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return errors.New("usage: bridge run -c FILE")
+	}
+	log, err := newLogger(*logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	plan, err := loadPlan(*cfgPath)
+	if err != nil {
+		return err
+	}
+	return run(ctx, plan, log)
+}
+
+// run opens the stores, starts the listeners and the engine, and on ctx
+// cancellation stops in order: ingest first, then pipelines (drain and final
+// checkpoints), then the stores.
+func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
+	cfg := plan.Config
+	if cfg.Backbone.Type != "embedded" {
+		return fmt.Errorf("backbone.type %q is not supported by this build yet (use embedded)", cfg.Backbone.Type)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return err
+	}
+	started := time.Now()
+	lg, err := commitlog.Open(commitlog.Options{
+		Dir:            filepath.Join(cfg.DataDir, "log"),
+		Fsync:          commitlog.FsyncPolicy(cfg.Backbone.Fsync),
+		FsyncInterval:  time.Duration(cfg.Backbone.FsyncInterval),
+		SegmentBytes:   int64(cfg.Backbone.SegmentBytes),
+		Retention:      time.Duration(cfg.Backbone.Retention),
+		RetentionBytes: int64(cfg.Backbone.RetentionBytes),
+		Logger:         log.With("component", "commitlog"),
+	})
+	if err != nil {
+		return fmt.Errorf("open backbone: %w", err)
+	}
+	defer func() {
+		if err := lg.Close(); err != nil {
+			log.Error("close backbone", "err", err)
+		}
+	}()
+	for _, name := range sortedKeys(cfg.Backbone.Topics) {
+		if err := lg.CreateTopic(name, cfg.Backbone.Topics[name].Partitions); err != nil {
+			return fmt.Errorf("topic %s: %w", name, err)
+		}
+	}
+	log.Info("backbone open", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
+		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
+
+	qm, err := queue.Open(queue.Options{
+		Dir:           filepath.Join(cfg.DataDir, "queues"),
+		Fsync:         cfg.Backbone.Fsync,
+		FsyncInterval: time.Duration(cfg.Backbone.FsyncInterval),
+		Logger:        log.With("component", "queue"),
+	})
+	if err != nil {
+		return fmt.Errorf("open queues: %w", err)
+	}
+	defer func() {
+		if err := qm.Close(); err != nil {
+			log.Error("close queues", "err", err)
+		}
+	}()
+	broker, err := declareBroker(cfg, qm)
+	if err != nil {
+		return err
+	}
+	backbone := engine.Embedded(lg)
+	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker,
+		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout)}})
+	if err != nil {
+		return err
+	}
+
+	tokens := map[string]httpapi.Role{}
+	for _, t := range cfg.Auth.Tokens {
+		tokens[t.Token] = httpapi.Role(t.Role)
+	}
+	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
+		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http")})
+	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	log.Info("HTTP API listening", "addr", httpSrv.addr, "tls", cfg.HTTP.TLS != nil, "auth", len(tokens) > 0)
+	var sqsSrv *server
+	if cfg.SQSAPI.Listen != "" {
+		var creds []sqsapi.Credential
+		for _, c := range cfg.SQSAPI.Credentials {
+			creds = append(creds, sqsapi.Credential{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey})
+		}
+		ln, err := net.Listen("tcp", cfg.SQSAPI.Listen)
+		if err != nil {
+			return fmt.Errorf("sqs_api.listen %s: %w", cfg.SQSAPI.Listen, err)
+		}
+		sqs := sqsapi.New(qm, sqsapi.Options{Addr: ln.Addr().String(), Credentials: creds, Logger: log.With("component", "sqsapi")})
+		sqsSrv = serve(ln, sqs, nil)
+		log.Info("SQS API listening", "addr", sqsSrv.addr, "signature_v4", len(creds) > 0)
+	}
+
+	engineDone := make(chan error, 1)
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	go func() { engineDone <- eng.Run(engineCtx) }()
+	log.Info("bridge running", "pipelines", len(plan.Pipelines))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-engineDone:
+		engineDone <- runErr
+		log.Error("engine stopped", "err", runErr)
+	}
+	// Stop intake first so that nothing new is acknowledged, then drain.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	httpSrv.shutdown(shutdownCtx)
+	if sqsSrv != nil {
+		sqsSrv.shutdown(shutdownCtx)
+	}
+	stopEngine()
+	if err := <-engineDone; err != nil {
+		runErr = err
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// declareBroker creates the configured queues (dead-letter queues first, so
+// that redrive policies name existing queues) and exchanges.
+func declareBroker(cfg *pipelines.Config, qm *queue.Manager) (*engine.Broker, error) {
+	names := sortedKeys(cfg.Broker.Queues)
+	sort.SliceStable(names, func(i, j int) bool {
+		return cfg.Broker.Queues[names[i]].DeadLetterQueue == "" && cfg.Broker.Queues[names[j]].DeadLetterQueue != ""
+	})
+	for _, name := range names {
+		q := cfg.Broker.Queues[name]
+		qc := queue.Config{Name: name, FIFO: q.FIFO, ContentBasedDeduplication: q.ContentBasedDeduplication,
+			VisibilityTimeout: time.Duration(q.VisibilityTimeout), Delay: time.Duration(q.Delay),
+			Retention: time.Duration(q.Retention), MaxMessageSize: int(q.MaxMessageSize),
+			ReceiveWait: time.Duration(q.ReceiveWait), DeadLetterQueue: q.DeadLetterQueue, MaxReceiveCount: q.MaxReceiveCount}
+		if existing, err := qm.Get(name); err == nil {
+			// Config wins over what an earlier run stored.
+			if err := existing.SetConfig(qc); err != nil {
+				return nil, fmt.Errorf("queue %s: %w", name, err)
+			}
+			continue
+		}
+		if _, err := qm.Create(qc); err != nil {
+			return nil, fmt.Errorf("queue %s: %w", name, err)
+		}
+	}
+	b := engine.NewBroker(qm)
+	for _, name := range sortedKeys(cfg.Broker.Exchanges) {
+		xc := cfg.Broker.Exchanges[name]
+		var bindings []exchange.Binding
+		for _, bc := range xc.Bindings {
+			bindings = append(bindings, exchange.Binding{Queue: bc.Queue, Key: bc.Key, Headers: bc.Headers, Match: bc.Match})
+		}
+		x, err := exchange.New(name, exchange.Kind(xc.Type), bindings)
+		if err != nil {
+			return nil, fmt.Errorf("exchange %s: %w", name, err)
+		}
+		dlq := ""
+		if xc.Unroutable == "dead_letter" {
+			dlq = xc.DeadLetterQueue
+		}
+		b.AddExchange(x, dlq)
+	}
+	return b, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// server is an http.Server running on its own listener.
+type server struct {
+	srv  *http.Server
+	addr string
+	done chan error
+}
+
+func listen(addr string, h http.Handler, tlsCfg *pipelines.TLS) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return serve(ln, h, tlsCfg), nil
+}
+
+func serve(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
+	s := &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+		addr: ln.Addr().String(), done: make(chan error, 1)}
+	go func() {
+		var err error
+		if tlsCfg != nil {
+			err = s.srv.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s
+}
+
+func (s *server) shutdown(ctx context.Context) {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
+	}
+	<-s.done
+}
