@@ -100,8 +100,8 @@ func TestIngestBadInput(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name, topic, body string
-		code             int
-		contains         string
+		code              int
+		contains          string
 	}{
 		{"malformed second event", "orders", `[{"value":1},{"value":}]`, 400, `"index":1`},
 		{"not json", "orders", `hello`, 400, "malformed"},

@@ -69,8 +69,8 @@ func buildRoutes(plan *pipelines.Plan, p *pipelines.Pipeline, deps Deps, e *Engi
 			filter: p.Filter, when: rp.When,
 			key: rp.To.Key, routingKey: rp.To.RoutingKey, groupID: rp.To.GroupID, dedupID: rp.To.DedupID,
 			sink: sink, deadLetter: deadLetter, onError: p.OnError,
-			retry:     RetryPolicy{MaxAttempts: p.Retry.MaxAttempts, InitialBackoff: p.Retry.InitialBackoff, MaxBackoff: p.Retry.MaxBackoff}.withDefaults(),
-			retryIf:   p.RetryIf, deadLetterIf: p.DeadLetterIf,
+			retry:   RetryPolicy{MaxAttempts: p.Retry.MaxAttempts, InitialBackoff: p.Retry.InitialBackoff, MaxBackoff: p.Retry.MaxBackoff}.withDefaults(),
+			retryIf: p.RetryIf, deadLetterIf: p.DeadLetterIf,
 			batchSize: max(p.BatchSize, 1), maxBytes: 8 << 20,
 		}
 		if r.onError == OnErrorDeadLetter && deadLetter == nil {

@@ -41,11 +41,11 @@ type route struct {
 	groupID    *rules.Program
 	dedupID    *rules.Program
 
-	sink       event.Sink
-	deadLetter event.Sink // where failed events go when onError is dead_letter
-	onError    string
-	retry      RetryPolicy
-	retryIf    *rules.Program // retry only when it holds
+	sink         event.Sink
+	deadLetter   event.Sink // where failed events go when onError is dead_letter
+	onError      string
+	retry        RetryPolicy
+	retryIf      *rules.Program // retry only when it holds
 	deadLetterIf *rules.Program // dead-letter at once when it holds
 
 	batchSize int

@@ -50,7 +50,9 @@ type apiError struct {
 	Message string
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
 
 // do sends a request and decodes a JSON answer into out (when non-nil).
 func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
@@ -385,12 +387,12 @@ func cmdPipelines(ctx context.Context, args []string) error {
 		Pipelines []struct {
 			Name, Topic, State, Error string
 			Routes                    []struct {
-				Name, Target                                string
-				Read, Matched, Sent, Lag                    int64
-				DeadLettered                                int64 `json:"dead_lettered"`
-				Dropped, Retries                            int64
-				RuleErrors                                  int64 `json:"rule_errors"`
-				SendErrors                                  int64 `json:"send_errors"`
+				Name, Target             string
+				Read, Matched, Sent, Lag int64
+				DeadLettered             int64 `json:"dead_lettered"`
+				Dropped, Retries         int64
+				RuleErrors               int64 `json:"rule_errors"`
+				SendErrors               int64 `json:"send_errors"`
 			}
 		} `json:"pipelines"`
 	}
@@ -426,11 +428,11 @@ func cmdQueues(ctx context.Context, args []string) error {
 	}
 	var out struct {
 		Queues []struct {
-			Name                       string
-			FIFO                       bool
-			Visible, Delayed           int
-			InFlightJSON               int    `json:"in_flight"`
-			DeadLetterQueue            string `json:"dead_letter_queue"`
+			Name             string
+			FIFO             bool
+			Visible, Delayed int
+			InFlightJSON     int    `json:"in_flight"`
+			DeadLetterQueue  string `json:"dead_letter_queue"`
 		} `json:"queues"`
 	}
 	if err := newClient(*addr, *token).do(ctx, "GET", "/v1/queues", nil, &out); err != nil {
