@@ -58,7 +58,7 @@
 //   - EvalString renders strings as they are, numbers and booleans as their
 //     JSON text (100, 12.5, true), maps and arrays as JSON, times in RFC 3339;
 //     nil is "absent" (ok == false).
-//   - let cannot redeclare an environment name, and $env is not available.
+//   - $env is not available in rules.
 //
 // # Not guaranteed
 //

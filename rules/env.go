@@ -45,6 +45,9 @@ type Env struct {
 	pathVals []any
 
 	failure Failure
+
+	bodyDecodes int // full decodes, for tests of "at most once per event"
+	bodyScans   int // path scans, for tests
 }
 
 // NewEnv returns an empty environment; call Reset before evaluating.
@@ -219,6 +222,7 @@ func fnError(params ...any) (any, error) {
 func (e *Env) fullBody() any {
 	if e.bodyGen != e.gen {
 		e.body, _ = parseJSON(e.ev.Value)
+		e.bodyDecodes++
 		e.bodyGen = e.gen
 	}
 	return e.body
@@ -242,6 +246,7 @@ func (e *Env) bodyPath(slot int) any {
 			}
 		} else {
 			extract(e.ev.Value, ps, e.pathVals)
+			e.bodyScans++
 		}
 		e.pathGen, e.pathProg = e.gen, p
 	}

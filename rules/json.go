@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf16"
@@ -343,8 +344,18 @@ func (s *jscan) skip() bool {
 		_, _, _, ok := s.str()
 		return ok
 	case c == '-' || ('0' <= c && c <= '9'):
-		_, ok := s.number()
-		return ok
+		b, ok := s.number()
+		if !ok {
+			return false
+		}
+		// encoding/json fails a document with a number beyond float64's
+		// range even where it is not read. Only an exponent or more than
+		// 300 digits can get there, so plain numbers skip the conversion.
+		if len(b) > 300 || bytes.ContainsAny(b, "eE") {
+			_, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+			return err == nil
+		}
+		return true
 	default:
 		return s.literal()
 	}

@@ -254,10 +254,6 @@ func (c *chainCollector) Visit(node *ast.Node) {
 		if n.Value == "$env" && r.err == nil {
 			r.err = posError(r.src, n, "$env is not available in rules")
 		}
-	case *ast.VariableDeclaratorNode:
-		if isEnvName(n.Name, r.failure) && r.err == nil {
-			r.err = posError(r.src, n, fmt.Sprintf("let cannot redeclare the environment name %s", n.Name))
-		}
 	case *ast.MemberNode:
 		prop, ok := n.Property.(*ast.StringNode)
 		if !ok || n.Method {

@@ -1,0 +1,127 @@
+package rules
+
+import (
+	"fmt"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+// fuzzPaths are the paths FuzzExtract asks for; they overlap on purpose
+// (a, a.b, a.b.c) so a terminal with paths below it is exercised.
+var fuzzPaths = [][]string{{"a"}, {"a", "b"}, {"a", "b", "c"}, {"type"}, {"x", "y"}, {"é"}, {""}}
+
+func jsonSeeds(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `[]`, `null`, `1`, `"s"`, ` {"a":1} `, `{"a":1}x`,
+		`{"a":{"b":{"c":[1,2,{"d":null}]}},"type":"t","x":{"y":true}}`,
+		`{"a":{"b":1},"a":{"c":2}}`, `{"a":1,"a":{"b":2}}`, `{"a":{"b":1},"a":3}`,
+		`{"t\u0079pe":"\ud83d\ude00\ud800x\u00e9"}`, "{\"\xff\":\"\xfe\"}", `{"é":1,"":2}`,
+		`{"a":-0.0e+5}`, `{"a":1e400}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":-}`,
+		`{"a":"\x"}`, "{\"a\":\"\t\"}", `{"a":tru}`, `{"a":[1,]}`, `{"a":1,}`, `{,}`, `{"a" 1}`,
+		`[[[[[[[[[[]]]]]]]]]]`, `{"x":{"y":[{"y":1}]}}`, `{"a":{"b":{"c":1},"b":{"d":2}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzExtract holds the path scanner and the full decoder to encoding/json:
+// the same documents are valid, and the same values come out.
+func FuzzExtract(f *testing.F) {
+	jsonSeeds(f)
+	var ps pathSet
+	for _, p := range fuzzPaths {
+		ps.add(p)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want any
+		wantOK := json.Unmarshal(data, &want) == nil
+		if !wantOK {
+			want = nil
+		}
+
+		got, gotOK := parseJSON(data)
+		if gotOK != wantOK {
+			t.Fatalf("parseJSON valid=%v, encoding/json valid=%v for %q", gotOK, wantOK, data)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseJSON = %#v, encoding/json = %#v", got, want)
+		}
+
+		out := make([]any, len(ps.paths))
+		for i := range out {
+			out[i] = "stale" // extract must overwrite every slot
+		}
+		if ok := extract(data, &ps, out); ok != wantOK {
+			t.Fatalf("extract valid=%v, encoding/json valid=%v for %q", ok, wantOK, data)
+		}
+		for i, p := range ps.paths {
+			if w := walkPath(want, p); !reflect.DeepEqual(out[i], w) {
+				t.Fatalf("path %v: extract = %#v, encoding/json = %#v (doc %q)", p, out[i], w, data)
+			}
+		}
+	})
+}
+
+// FuzzRule compiles arbitrary rules. Whatever compiles must evaluate without
+// panicking, and must agree with plain expr over a fully decoded body: where
+// expr succeeds, the lazy evaluation gives the same value; where the lazy
+// evaluation fails, expr fails too. (The lazy one may succeed where expr
+// fails: a path through a missing value is nil, see the package doc.)
+func FuzzRule(f *testing.F) {
+	for _, s := range []string{
+		filterSrc, `body.a.b`, `body["a"]["b"] ?? 1`, `len(body)`, `body?.x?.y`, `headers.h + key`,
+		`topic + source`, `partition * offset`, `timestamp.Year()`, `body.items[0]`, `value`,
+		`any(body.items, .n > 1)`, `let x = body.a; x.b`, `body.a + body.b`, `body`, `{"k": body.a}`,
+	} {
+		f.Add(s, `{"a":{"b":2},"b":3,"items":[{"n":2}],"type":"order.created","amount":100,"region":"eu"}`)
+	}
+	f.Add(`body.a`, `not json`)
+	f.Add(`body.a.b`, `{"a":5}`)
+	f.Fuzz(func(t *testing.T, src, value string) {
+		if strings.Contains(src, "now") || strings.Contains(src, "$env") || len(src) > 200 {
+			return // time-dependent, or refused on purpose
+		}
+		p, err := Compile(src, String)
+		if err != nil {
+			if _, ok := err.(*CompileError); !ok {
+				t.Fatalf("Compile(%q) error %T %v is not a *CompileError", src, err, err)
+			}
+			return
+		}
+		ev := &event.Event{Topic: "t", Partition: 1, Offset: 2, Key: []byte("k"), Value: []byte(value),
+			Headers: []event.Header{{Key: "h", Value: []byte("v")}}, Source: "s", Timestamp: ts}
+		env := NewEnv()
+		env.Reset(ev)
+		got, gotErr := p.run(env)
+
+		ref, err := expr.Compile(src, expr.Env(eventEnv{}))
+		if err != nil {
+			t.Fatalf("rules compiled %q but expr did not: %v", src, err)
+		}
+		var body any
+		if json.Unmarshal(ev.Value, &body) != nil {
+			body = nil
+		}
+		want, wantErr := expr.Run(ref, eventEnv{
+			Body: body, Value: value, Key: "k", Headers: map[string]string{"h": "v"},
+			Topic: "t", Partition: 1, Offset: 2, Timestamp: ts, Source: "s",
+		})
+		if wantErr == nil && (gotErr != nil || !sameValue(got, want)) {
+			t.Fatalf("%q on %q: rules = %#v, %v; expr = %#v", src, value, got, gotErr, want)
+		}
+		if gotErr != nil && wantErr == nil {
+			t.Fatalf("%q on %q: rules failed (%v), expr did not", src, value, gotErr)
+		}
+	})
+}
+
+// sameValue is reflect.DeepEqual, except that NaN equals NaN.
+func sameValue(a, b any) bool {
+	return reflect.DeepEqual(a, b) || fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
+}
