@@ -71,52 +71,57 @@ func interpolate(data []byte, lookup func(string) (string, bool)) ([]byte, colMa
 				i += 2
 				continue
 			}
-			end := strings.IndexByte(line[i:], '}')
-			if end < 0 {
-				refs = append(refs, envRef{lineNo, i + 1, outCol, `unterminated "${": add "}" or write "$$" for a literal dollar`})
-				out.WriteString(line[i:])
-				break
-			}
-			value, msg := expand(line[i+2:i+end], lookup)
+			value, n, msg := expand(line[i:], lookup)
 			if msg != "" {
 				refs = append(refs, envRef{lineNo, i + 1, outCol, msg})
 			}
 			out.WriteString(value)
-			cols[lineNo] = append(cols[lineNo], edit{outCol: outCol, origCol: i + 1, outLen: len(value), origLen: end + 1})
-			i += end + 1
+			cols[lineNo] = append(cols[lineNo], edit{outCol: outCol, origCol: i + 1, outLen: len(value), origLen: n})
+			i += n
 		}
 	}
 	return out.Bytes(), cols, refs
 }
 
-// expand resolves the inside of one ${...}; msg is non-empty on failure.
-func expand(ref string, lookup func(string) (string, bool)) (value, msg string) {
-	name, def, hasDefault := strings.Cut(ref, ":-")
-	if !validEnvName(name) {
-		return "", "invalid environment variable name " + quote(name) + " in ${" + ref + "}"
+// expand resolves the reference at the start of s ("${NAME}" or
+// "${NAME:-default}"; the default runs to the first "}"). It returns the
+// replacement, how many bytes of s it consumed, and a message on failure.
+// On failure the replacement is a placeholder that keeps the text parseable
+// (the variable's name, or "_"), so the error can still name its field;
+// Parse stops before using it.
+func expand(s string, lookup func(string) (string, bool)) (value string, n int, msg string) {
+	nameEnd := 2
+	for nameEnd < len(s) && isEnvNameByte(s[nameEnd], nameEnd == 2) {
+		nameEnd++
+	}
+	name := s[2:nameEnd]
+	rest := s[nameEnd:]
+	var def string
+	hasDefault := strings.HasPrefix(rest, ":-")
+	switch {
+	case name == "" || (!strings.HasPrefix(rest, "}") && !hasDefault):
+		return "_", 2, `"${" must be followed by a variable name and "}" (write "$$" for a literal dollar)`
+	case hasDefault:
+		end := strings.IndexByte(rest, '}')
+		if end < 0 {
+			return "_", 2, "unterminated ${" + name + `:-...: add "}"`
+		}
+		def, n = rest[2:end], nameEnd+end+1
+	default:
+		n = nameEnd + 1
 	}
 	v, ok := lookup(name)
 	switch {
 	case ok && (v != "" || !hasDefault):
-		return v, ""
+		return v, n, ""
 	case hasDefault:
-		return def, ""
+		return def, n, ""
 	}
-	// The name stands in for the missing value so the text still parses
-	// and the error can name the field; Parse stops before using it.
-	return name, "environment variable " + name + " is not set (write ${" + name + ":-default} to give a default)"
+	return name, n, "environment variable " + name + " is not set (write ${" + name + ":-default} to give a default)"
 }
 
-func validEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
+func isEnvNameByte(c byte, first bool) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
 }
 
 func quote(s string) string { return `"` + s + `"` }
