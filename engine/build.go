@@ -18,7 +18,9 @@ type Deps struct {
 	// External builds sinks for targets on external systems (kafka, amqp,
 	// sqs). nil: such targets are refused.
 	External func(t *pipelines.Target, conn *pipelines.Connection) (event.Sink, error)
-	Options  Options
+	// Source builds the reader of a configured source. nil: sources are refused.
+	Source  func(s *pipelines.Source, conn *pipelines.Connection) (event.Source, error)
+	Options Options
 }
 
 // ErrUnsupportedTarget is returned for a target kind this build cannot serve.
@@ -42,6 +44,22 @@ func Build(plan *pipelines.Plan, deps Deps) (*Engine, error) {
 		if err := e.addPipeline(p.Name, p.From, routes); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, sp := range plan.Sources {
+		if deps.Source == nil {
+			errs = append(errs, fmt.Errorf("source %s: %w: %s sources", sp.Config.Name, ErrUnsupportedTarget, sp.Config.Type))
+			continue
+		}
+		var conn *pipelines.Connection
+		if plan.Config != nil {
+			conn = plan.Config.Connections[sp.Config.Connection]
+		}
+		src, err := deps.Source(sp.Config, conn)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", sp.Config.Name, err))
+			continue
+		}
+		e.addSource(sp.Config.Name, sp.Config.Topic, src, sp.Key)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -43,6 +43,7 @@ type Engine struct {
 	opts      Options
 	log       *slog.Logger
 	pipelines []*pipeline
+	sources   []*sourceRT
 	byName    map[string]*pipeline
 	closers   []func(context.Context) error
 	started   atomic.Bool
@@ -104,6 +105,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
+	for _, s := range e.sources {
+		wg.Go(func() { e.runSource(ctx, s) })
+	}
 	for _, p := range e.pipelines {
 		p.state.Store("running")
 		e.log.Info("pipeline started", "pipeline", p.name, "topic", p.topic, "routes", len(p.routes), "partitions", p.parts)
