@@ -1,0 +1,539 @@
+package commitlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+// partition is one ordered log. Appenders encode outside any lock, then
+// under mu take offsets and copy their batch into the pending commit group;
+// one flusher goroutine per partition writes each group with one write (and,
+// under FsyncAlways, one fdatasync) and then wakes the whole group.
+type partition struct {
+	l      *Log
+	topic  string
+	id     int32
+	dir    string
+	logger *slog.Logger
+	wake   chan struct{} // capacity 1: "pending is non-empty"
+
+	mu       sync.Mutex
+	segments []*segment // by base offset; the last is the active one
+	end      int64      // next offset to assign
+	visible  int64      // offsets below are readable (durable under FsyncAlways)
+	notify   chan struct{}
+	pending  *commitGroup
+	spareBuf []byte
+	failed   error // sticky: a write or sync failed, the tail state is unknown
+	closed   bool
+	dirty    bool // written since the last sync
+
+	active *segment // flusher-owned copy of segments[len-1]
+}
+
+// commitGroup is the set of batches one flusher round writes.
+type commitGroup struct {
+	buf     []byte
+	batches []pendingBatch
+	done    chan struct{} // closed when the group is durable or failed
+	err     error         // set before done is closed
+}
+
+type pendingBatch struct {
+	base int64
+	pos  int // in commitGroup.buf
+	size int
+	info batchInfo
+}
+
+// submit assigns offsets to one encoded batch and queues it for the
+// flusher. The caller waits on the returned group.
+func (p *partition) submit(enc []byte, info batchInfo) (int64, *commitGroup, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0, nil, ErrClosed
+	}
+	if p.failed != nil {
+		err := p.failed
+		p.mu.Unlock()
+		return 0, nil, err
+	}
+	base := p.end
+	p.end += int64(info.count)
+	setBaseOffset(enc, base)
+	g := p.pending
+	if g == nil {
+		g = &commitGroup{buf: p.spareBuf, done: make(chan struct{})}
+		p.spareBuf = nil
+		p.pending = g
+	}
+	g.batches = append(g.batches, pendingBatch{base: base, pos: len(g.buf), size: len(enc), info: info})
+	g.buf = append(g.buf, enc...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default: // the flusher already has a wake-up pending
+	}
+	return base, g, nil
+}
+
+// wait blocks until g is durable. When ctx ends first the batch may still
+// be appended: the caller cannot know, as with any lost ack.
+func (g *commitGroup) wait(ctx context.Context) error {
+	select {
+	case <-g.done:
+		return g.err
+	default:
+	}
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runFlusher is the partition's writer goroutine. On stop it flushes what
+// is pending (Close set p.closed first, so nothing more arrives) and exits.
+func (p *partition) runFlusher(stop <-chan struct{}) {
+	for {
+		select {
+		case <-p.wake:
+			p.flush()
+		case <-stop:
+			p.flush()
+			return
+		}
+	}
+}
+
+func (p *partition) flush() {
+	p.mu.Lock()
+	g, failed := p.pending, p.failed
+	p.pending = nil
+	p.mu.Unlock()
+	if g == nil {
+		return
+	}
+	err := failed
+	if err == nil {
+		err = p.writeGroup(g)
+		if err != nil {
+			err = fmt.Errorf("commitlog: append %s/%d: %w", p.topic, p.id, err)
+			p.mu.Lock()
+			p.failed = err
+			p.mu.Unlock()
+		}
+	}
+	g.err = err
+	p.mu.Lock()
+	p.spareBuf = g.buf[:0]
+	p.mu.Unlock()
+	g.buf = nil
+	close(g.done)
+}
+
+// writeGroup writes the group's batches into the active segment, rolling
+// to a new segment between batches when the size or age limit is reached.
+// Consecutive batches in one segment go out as one write.
+func (p *partition) writeGroup(g *commitGroup) error {
+	opts := &p.l.opts
+	seg := p.active
+	now := p.l.now()
+	runStart, runBytes := 0, int64(0)
+	for i := range g.batches {
+		fill := seg.size + runBytes
+		if fill > 0 && (fill+int64(g.batches[i].size) > opts.SegmentBytes || now.Sub(seg.created) >= opts.SegmentAge) {
+			if err := p.writeRun(seg, g.batches[runStart:i], g.buf); err != nil {
+				return err
+			}
+			var err error
+			if seg, err = p.roll(seg, now); err != nil {
+				return err
+			}
+			runStart, runBytes, fill = i, 0, 0
+		}
+		if fill == 0 {
+			seg.created = now
+		}
+		runBytes += int64(g.batches[i].size)
+	}
+	return p.writeRun(seg, g.batches[runStart:], g.buf)
+}
+
+func (p *partition) writeRun(seg *segment, batches []pendingBatch, buf []byte) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	last := batches[len(batches)-1]
+	lo, hi := batches[0].pos, last.pos+last.size
+	if _, err := seg.log.WriteAt(buf[lo:hi], seg.size); err != nil {
+		return err
+	}
+	always := p.l.opts.Fsync == FsyncAlways
+	if always {
+		if err := seg.log.Sync(); err != nil {
+			return err
+		}
+	}
+	filePos := seg.size
+	seg.size += int64(hi - lo)
+	seg.written = last.base + int64(last.info.count)
+	interval := int64(p.l.opts.IndexIntervalBytes)
+	p.mu.Lock()
+	for _, b := range batches {
+		seg.addBatchLocked(b.base, filePos+int64(b.pos-lo), int64(b.size), b.info.count, b.info.maxTimestamp, interval)
+	}
+	p.visible = seg.next
+	p.dirty = p.dirty || !always
+	woken := p.notify
+	p.notify = make(chan struct{})
+	offsets, times := seg.offsets, seg.times
+	p.mu.Unlock()
+	close(woken)
+	return seg.persistIndexes(offsets, times)
+}
+
+// roll seals old (final time entry, indexes and data synced whatever the
+// fsync policy, so every sealed segment is complete on disk) and starts a
+// new active segment whose name is durable before anything is written to it.
+func (p *partition) roll(old *segment, now time.Time) (*segment, error) {
+	p.mu.Lock()
+	old.sealLocked()
+	offsets, times := old.offsets, old.times
+	p.mu.Unlock()
+	if err := old.persistIndexes(offsets, times); err != nil {
+		return nil, err
+	}
+	for _, f := range []interface{ Sync() error }{old.log, old.idx, old.timeIdx} {
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+	}
+	if err := errors.Join(old.idx.Close(), old.timeIdx.Close()); err != nil {
+		return nil, err
+	}
+	old.idx, old.timeIdx = nil, nil
+	seg, err := p.createSegment(old.written)
+	if err != nil {
+		return nil, err
+	}
+	seg.created = now
+	p.mu.Lock()
+	p.segments = append(p.segments, seg)
+	p.mu.Unlock()
+	p.active = seg
+	return seg, nil
+}
+
+// createSegment creates the three files of a new, empty segment and syncs
+// the directory so that the segment's name survives a crash.
+func (p *partition) createSegment(base int64) (*segment, error) {
+	fsys := p.l.fs
+	seg := newSegmentPaths(p.dir, base)
+	var err error
+	if seg.log, err = fsys.Create(seg.logPath); err != nil {
+		return nil, err
+	}
+	if seg.idx, err = fsys.Create(seg.idxPath); err != nil {
+		seg.closeFiles()
+		return nil, err
+	}
+	if seg.timeIdx, err = fsys.Create(seg.timeIdxPath); err != nil {
+		seg.closeFiles()
+		return nil, err
+	}
+	if err := fsys.SyncDir(p.dir); err != nil {
+		seg.closeFiles()
+		return nil, err
+	}
+	return seg, nil
+}
+
+// syncIfDirty fsyncs the active segment if anything was written since the
+// last sync: the FsyncInterval ticker's job.
+func (p *partition) syncIfDirty() error {
+	p.mu.Lock()
+	if !p.dirty || p.failed != nil {
+		p.mu.Unlock()
+		return nil
+	}
+	p.dirty = false
+	seg := p.segments[len(p.segments)-1]
+	seg.refs++
+	p.mu.Unlock()
+	err := seg.log.Sync()
+	p.release(seg)
+	if err != nil {
+		p.mu.Lock()
+		p.failed = fmt.Errorf("commitlog: sync %s/%d: %w", p.topic, p.id, err)
+		err = p.failed
+		p.mu.Unlock()
+	}
+	return err
+}
+
+func (p *partition) release(seg *segment) {
+	p.mu.Lock()
+	seg.refs--
+	closeNow := seg.deleted && seg.refs == 0
+	p.mu.Unlock()
+	if closeNow {
+		seg.closeFiles()
+	}
+}
+
+func (p *partition) offsets() (start, end int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.segments[0].base, p.visible
+}
+
+// locateLocked finds the segment holding offset from and pins it.
+func (p *partition) locateLocked(from int64) (*segment, error) {
+	start, end := p.segments[0].base, p.visible
+	if from < start || from > end {
+		return nil, &OffsetOutOfRangeError{Earliest: start, Latest: end}
+	}
+	i := sort.Search(len(p.segments), func(i int) bool { return p.segments[i].base > from }) - 1
+	seg := p.segments[i]
+	seg.refs++
+	return seg, nil
+}
+
+// read returns events from offset from without waiting.
+func (p *partition) read(from int64, maxEvents, maxBytes int) ([]event.Event, error) {
+	if maxEvents <= 0 {
+		maxEvents = 1
+	}
+	p.mu.Lock()
+	if from == p.visible && from >= p.segments[0].base {
+		p.mu.Unlock()
+		return nil, nil
+	}
+	seg, err := p.locateLocked(from)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	pos := lookupPosition(seg.offsets, uint32(from-seg.base))
+	limit, next := seg.readable, seg.next
+	p.mu.Unlock()
+	defer p.release(seg)
+	evs, err := p.readSegment(seg, pos, limit, next, from, maxEvents, maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: read %s/%d at offset %d: %w", p.topic, p.id, from, err)
+	}
+	return evs, nil
+}
+
+// readSegment decodes events with offsets >= from out of seg, starting the
+// scan at byte pos and never reading past limit (the readable prefix).
+// Batches are read whole, with one ReadAt per chunk, into a fresh buffer the
+// returned events alias.
+func (p *partition) readSegment(seg *segment, pos, limit, next, from int64, maxEvents, maxBytes int) ([]event.Event, error) {
+	want := int64(maxBytes) + int64(p.l.opts.IndexIntervalBytes) + batchHeaderSize
+	want = max(want, 16<<10)
+	var (
+		evs   []event.Event
+		hdrs  []event.Header
+		bytes int
+	)
+	for pos < limit && len(evs) < maxEvents && (bytes < maxBytes || len(evs) == 0) {
+		n := min(limit-pos, want)
+		buf := make([]byte, n)
+		if err := readFull(seg, buf, pos); err != nil {
+			return nil, err
+		}
+		used := int64(0)
+		for used < n && len(evs) < maxEvents && (bytes < maxBytes || len(evs) == 0) {
+			rest := buf[used:]
+			if len(rest) < batchHeaderSize {
+				if used == 0 {
+					return nil, corruptf("byte %d of %s: %d bytes left, a batch header needs %d", pos, seg.logPath, len(rest), batchHeaderSize)
+				}
+				break
+			}
+			h, err := parseBatchHeader(rest)
+			if err != nil {
+				return nil, fmt.Errorf("byte %d of %s: %w", pos+used, seg.logPath, err)
+			}
+			if h.baseOffset < seg.base || h.nextOffset() > next {
+				return nil, corruptf("byte %d of %s: batch offsets [%d, %d) outside the segment's [%d, %d)",
+					pos+used, seg.logPath, h.baseOffset, h.nextOffset(), seg.base, next)
+			}
+			size := int64(h.size())
+			if size > int64(len(rest)) {
+				if used > 0 {
+					break // read the next chunk from this batch's start
+				}
+				if pos+size > limit {
+					return nil, corruptf("byte %d of %s: batch of %d bytes runs past the end (%d)", pos, seg.logPath, size, limit)
+				}
+				// One batch larger than the chunk: read it whole.
+				buf = make([]byte, size)
+				if err := readFull(seg, buf, pos); err != nil {
+					return nil, err
+				}
+				rest, n = buf, size
+			}
+			b := rest[:size]
+			used += size
+			if h.lastOffset() < from {
+				continue
+			}
+			if err := checkCRC(&h, b); err != nil {
+				return nil, fmt.Errorf("byte %d of %s: %w", pos+used-size, seg.logPath, err)
+			}
+			var consumed int
+			evs, consumed, err = decodeRecords(evs, &hdrs, &h, b, p.topic, p.id, from, maxEvents-len(evs), maxBytes-bytes)
+			if err != nil {
+				return nil, err
+			}
+			bytes += consumed
+		}
+		pos += used
+	}
+	return evs, nil
+}
+
+func readFull(seg *segment, buf []byte, pos int64) error {
+	n, err := seg.log.ReadAt(buf, pos)
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = corruptf("%s is shorter than its index says: %d bytes at %d, got %d", seg.logPath, len(buf), pos, n)
+	}
+	return err
+}
+
+// wait returns a channel closed when the readable end moves past from.
+func (p *partition) waitChan() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.notify
+}
+
+// offsetForTime returns the first offset whose timestamp is >= ts (ms).
+func (p *partition) offsetForTime(ts int64) (int64, error) {
+	p.mu.Lock()
+	var seg *segment
+	for _, s := range p.segments {
+		if s.maxTs >= ts && s.readable > 0 {
+			seg = s
+			break
+		}
+	}
+	if seg == nil {
+		end := p.visible
+		p.mu.Unlock()
+		return end, nil
+	}
+	seg.refs++
+	rel := lookupTime(seg.times, ts)
+	pos := lookupPosition(seg.offsets, rel)
+	limit, next := seg.readable, seg.next
+	p.mu.Unlock()
+	defer p.release(seg)
+	for from := seg.base + int64(rel); from < next; {
+		evs, err := p.readSegment(seg, pos, limit, next, from, 4096, 1<<20)
+		if err != nil {
+			return 0, fmt.Errorf("commitlog: time lookup %s/%d: %w", p.topic, p.id, err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for i := range evs {
+			if evs[i].Timestamp.UnixMilli() >= ts {
+				return evs[i].Offset, nil
+			}
+		}
+		from = evs[len(evs)-1].Offset + 1
+		p.mu.Lock()
+		pos = lookupPosition(seg.offsets, uint32(from-seg.base))
+		p.mu.Unlock()
+	}
+	// The segment's maximum said a match exists; not finding it is damage.
+	return 0, corruptf("time lookup %s/%d: segment %s has max timestamp %d but no record at or after %d",
+		p.topic, p.id, seg.logPath, seg.maxTs, ts)
+}
+
+// enforceRetention deletes whole sealed segments that are past the time or
+// size limit, oldest first, and moves the start offset. The active segment
+// is never deleted.
+func (p *partition) enforceRetention(now time.Time) error {
+	opts := &p.l.opts
+	p.mu.Lock()
+	var total int64
+	for _, s := range p.segments {
+		total += s.readable
+	}
+	var doomed []*segment
+	for len(p.segments) > 1 {
+		s := p.segments[0]
+		expired := opts.Retention > 0 && s.maxTs < now.Add(-opts.Retention).UnixMilli()
+		oversize := opts.RetentionBytes > 0 && total-s.readable >= opts.RetentionBytes
+		if !expired && !oversize {
+			break
+		}
+		total -= s.readable
+		s.deleted = true
+		doomed = append(doomed, s)
+		p.segments = p.segments[1:]
+	}
+	start := p.segments[0].base
+	for _, s := range doomed {
+		s.refs++ // held until the files are unlinked
+	}
+	p.mu.Unlock()
+	if len(doomed) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, s := range doomed {
+		for _, name := range []string{s.logPath, s.idxPath, s.timeIdxPath} {
+			if err := p.l.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		p.release(s)
+	}
+	errs = append(errs, p.l.fs.SyncDir(p.dir))
+	p.logger.Info("retention deleted segments", "segments", len(doomed), "start_offset", start)
+	return errors.Join(errs...)
+}
+
+// closeFiles syncs and closes everything; called by Log.Close after the
+// flusher has exited.
+func (p *partition) closeFiles() error {
+	p.mu.Lock()
+	segs := p.segments
+	p.mu.Unlock()
+	var errs []error
+	if act := p.active; act != nil && act.idx != nil {
+		p.mu.Lock()
+		offsets, times := act.offsets, act.times
+		p.mu.Unlock()
+		errs = append(errs, act.persistIndexes(offsets, times), act.idx.Sync(), act.timeIdx.Sync(), act.log.Sync())
+	}
+	for _, s := range segs {
+		errs = append(errs, s.closeFiles())
+	}
+	return errors.Join(errs...)
+}
+
+func segmentPath(dir string, base int64, suffix string) string {
+	return filepath.Join(dir, segmentName(base, suffix))
+}
