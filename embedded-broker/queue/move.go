@@ -1,0 +1,247 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Moving a message between queues (dead-lettering and redrive) is
+// copy-then-delete: the copy is made durable in the target before the
+// source journals the deletion. A crash in between leaves the message in
+// both queues (a duplicate, which at-least-once allows), never in neither.
+// While a move runs the source keeps the message in stateMoving: invisible,
+// counted as in flight, and (FIFO) holding its group so order is kept.
+
+// deadLetter moves messages that exceeded MaxReceiveCount to src's DLQ.
+func (m *Manager) deadLetter(src *Queue, moves []*message) {
+	dlqName := src.Config().DeadLetterQueue
+	dlq, err := m.Get(dlqName)
+	if err == nil {
+		copies := make([]*message, len(moves))
+		for i, msg := range moves {
+			copies[i] = movedCopy(msg, src.name)
+		}
+		err = dlq.putMoved(copies)
+	}
+	if err != nil {
+		m.log.Warn("dead-lettering failed; messages stay in their queue", "queue", src.name, "dlq", dlqName, "messages", len(moves), "error", err)
+		src.abortMoves(moves)
+		return
+	}
+	if err := src.finishMoves(moves); err != nil {
+		m.log.Warn("journaling dead-letter deletions failed", "queue", src.name, "error", err)
+	}
+}
+
+// movedCopy returns the copy of msg to store in another queue. Id, body,
+// attributes, SentAt and group are kept; the receive history restarts.
+// source is the DeadLetterSource to record ("" when redriving back).
+func movedCopy(msg *message, source string) *message {
+	return &message{
+		id:               msg.id,
+		body:             msg.body,
+		attrs:            msg.attrs,
+		sysAttrs:         msg.sysAttrs,
+		groupID:          msg.groupID,
+		dedupID:          msg.dedupID,
+		deadLetterSource: source,
+		sentAt:           msg.sentAt,
+	}
+}
+
+// putMoved stores moved copies, visible at once, and returns when they are
+// durable under the policy.
+func (q *Queue) putMoved(copies []*message) error {
+	now := q.m.now().UnixNano()
+	q.mu.Lock()
+	if q.closedErr != nil {
+		q.mu.Unlock()
+		return q.closedErr
+	}
+	for _, msg := range copies {
+		msg.seq = q.nextSeq
+		q.nextSeq++
+		if !q.fifo {
+			msg.groupID = ""
+		}
+		msg.visibleAt = now
+		q.pending = appendPut(q.pending, msg)
+		q.insertLocked(msg, now)
+	}
+	end := q.endLocked()
+	wake := q.takeWaitersLocked(len(copies))
+	q.mu.Unlock()
+	wakeAll(wake)
+	return q.commit(end, true)
+}
+
+// finishMoves deletes moved messages from q; their copies are durable.
+func (q *Queue) finishMoves(moves []*message) error {
+	q.mu.Lock()
+	for _, msg := range moves {
+		if msg.state != stateMoving {
+			continue
+		}
+		q.removeLocked(msg)
+		q.pending = appendSeqRecord(q.pending, kindDelete, msg.seq)
+	}
+	end := q.endLocked()
+	wake := q.takeWaitersLocked(-1) // FIFO groups may be free now
+	q.mu.Unlock()
+	wakeAll(wake)
+	return q.commit(end, q.m.syncAlways)
+}
+
+// abortMoves makes messages whose move failed visible again in q.
+func (q *Queue) abortMoves(moves []*message) {
+	q.mu.Lock()
+	for _, msg := range moves {
+		if msg.state != stateMoving {
+			continue
+		}
+		if g := msg.group; g != nil {
+			g.inflight--
+		}
+		q.makeVisibleLocked(msg)
+	}
+	wake := q.takeWaitersLocked(-1)
+	q.mu.Unlock()
+	wakeAll(wake)
+}
+
+// takeForMove marks up to n visible messages with seq > after as moving,
+// in seq order. It returns them and the last seq examined, so a caller that
+// skips messages still makes progress.
+func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
+	now := q.m.now().UnixNano()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.advanceLocked(now)
+	var out []*message
+	for i := 0; i < q.order.len() && len(out) < n; i++ {
+		msg := q.order.at(i)
+		if msg.seq <= after {
+			continue
+		}
+		after = msg.seq
+		if msg.state != stateVisible {
+			continue
+		}
+		q.setStateLocked(msg, stateMoving)
+		msg.tick++
+		if g := msg.group; g != nil {
+			g.inflight++
+		}
+		out = append(out, msg)
+	}
+	return out, after
+}
+
+// Redrive moves up to max messages (0 = all) from the queue dlq back to the
+// queue each came from (dest == "") or to dest, at most perSecond messages
+// per second (0 = unlimited). Only visible messages move; one whose source
+// queue no longer exists, or whose FIFO-ness differs from the target's,
+// stays. It returns the number moved; ctx cancellation stops it early with
+// ctx's error.
+func (m *Manager) Redrive(ctx context.Context, dlq, dest string, max, perSecond int) (int, error) {
+	from, err := m.Get(dlq)
+	if err != nil {
+		return 0, err
+	}
+	if dest != "" {
+		if _, err := m.Get(dest); err != nil {
+			return 0, err
+		}
+	}
+	const batchLimit = 100
+	start := time.Now()
+	moved := 0
+	var after uint64
+	for max == 0 || moved < max {
+		n := batchLimit
+		if max > 0 {
+			n = min(n, max-moved)
+		}
+		if perSecond > 0 {
+			n = min(n, perSecond)
+		}
+		batch, last := from.takeForMove(n, after)
+		after = last
+		if len(batch) == 0 {
+			return moved, nil
+		}
+		if perSecond > 0 {
+			// Pace by the messages moved so far: message k goes at k/perSecond.
+			if err := sleepUntil(ctx, start.Add(time.Duration(moved)*time.Second/time.Duration(perSecond))); err != nil {
+				from.abortMoves(batch)
+				return moved, err
+			}
+		}
+		done, err := m.redriveBatch(from, dest, batch)
+		moved += done
+		if err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
+}
+
+// redriveBatch moves one batch, grouped by target queue.
+func (m *Manager) redriveBatch(from *Queue, dest string, batch []*message) (int, error) {
+	byTarget := map[string][]*message{}
+	var order []string
+	for _, msg := range batch {
+		target := dest
+		if target == "" {
+			target = msg.deadLetterSource
+		}
+		if _, ok := byTarget[target]; !ok {
+			order = append(order, target)
+		}
+		byTarget[target] = append(byTarget[target], msg)
+	}
+	moved := 0
+	for i, target := range order {
+		msgs := byTarget[target]
+		to, err := m.Get(target)
+		if err != nil || to == from || to.fifo != from.fifo {
+			from.abortMoves(msgs) // nowhere to go: leave it in the DLQ
+			continue
+		}
+		copies := make([]*message, len(msgs))
+		for j, msg := range msgs {
+			copies[j] = movedCopy(msg, "")
+		}
+		if err := to.putMoved(copies); err != nil {
+			from.abortMoves(msgs)
+			for _, rest := range order[i+1:] {
+				from.abortMoves(byTarget[rest])
+			}
+			return moved, fmt.Errorf("redrive %s to %s: %w", from.name, target, err)
+		}
+		moved += len(msgs)
+		if err := from.finishMoves(msgs); err != nil {
+			for _, rest := range order[i+1:] {
+				from.abortMoves(byTarget[rest])
+			}
+			return moved, fmt.Errorf("redrive %s to %s: %w", from.name, target, err)
+		}
+	}
+	return moved, nil
+}
+
+func sleepUntil(ctx context.Context, at time.Time) error {
+	d := time.Until(at)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

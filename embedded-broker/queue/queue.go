@@ -1,0 +1,515 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
+)
+
+// Queue is one durable queue. All methods are safe for concurrent use.
+type Queue struct {
+	m    *Manager
+	name string
+	fifo bool
+
+	// mu guards everything below up to the journal block. It is the only
+	// lock held while state changes; it is never held during I/O, while
+	// waiting, or together with another queue's mu.
+	mu        sync.Mutex
+	cfg       Config
+	meta      queueMeta
+	closedErr error // non-nil once the queue is deleted or the manager closed
+	nextSeq   uint64
+	epoch     uint32
+	idPrefix  uint64
+	msgs      map[uint64]*message
+	order     ring[*message] // every stored message in seq order (gone ones are dropped lazily)
+	ready     ring[readyEntry]
+	groups    map[string]*group
+	readyGrp  ring[*group]
+	deadlines deadlineHeap
+	counts    [numStates]int
+	dedup     map[string]dedupEntry
+	dedupExp  ring[dedupExpiry]
+	waiters   []*waiter
+	liveBytes int64
+
+	// pending holds encoded journal records not yet written; pendingBase is
+	// the logical journal offset of pending[0]. Both are guarded by mu.
+	pending     []byte
+	pendingBase uint64
+
+	// The journal block is guarded by flushMu, which is taken before mu
+	// (never after it): one flusher at a time takes all of pending, writes
+	// it and syncs it, and every sender whose records were included is done.
+	flushMu     sync.Mutex
+	file        vfs.File
+	fileSize    int64
+	spare       []byte
+	writtenEnd  uint64 // logical offset written to the file
+	syncedEnd   uint64 // logical offset made durable
+	ioErr       error  // sticky: after a failed write the file's tail is unknown
+	removedFile bool
+}
+
+type readyEntry struct {
+	m    *message
+	tick uint32
+}
+
+// group is a FIFO message group: its stored messages in seq order, the
+// in-flight ones first. It is receivable when nothing of it is in flight
+// and its head is visible.
+type group struct {
+	id       string
+	msgs     []*message
+	inflight int
+	queued   bool // in readyGrp
+}
+
+type dedupEntry struct {
+	id        string
+	seq       uint64
+	expiresAt int64
+}
+
+type dedupExpiry struct {
+	key       string
+	expiresAt int64
+}
+
+type waiter struct{ ch chan struct{} }
+
+// queueMeta is what the config record holds.
+type queueMeta struct {
+	Config     Config    `json:"config"`
+	QueueID    uint64    `json:"queue_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	ModifiedAt time.Time `json:"modified_at"`
+}
+
+func newQueue(m *Manager, meta queueMeta) *Queue {
+	return &Queue{
+		m:        m,
+		name:     meta.Config.Name,
+		fifo:     meta.Config.FIFO,
+		cfg:      meta.Config,
+		meta:     meta,
+		nextSeq:  1,
+		msgs:     map[uint64]*message{},
+		groups:   map[string]*group{},
+		dedup:    map[string]dedupEntry{},
+		idPrefix: m.random64(),
+	}
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Config returns the queue's attributes, defaults applied.
+func (q *Queue) Config() Config {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg
+}
+
+// Stats returns the current depths. It applies due deadlines first, so a
+// message whose visibility timeout passed counts as visible.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.advanceLocked(q.m.now().UnixNano())
+	return Stats{
+		Visible:    q.counts[stateVisible],
+		InFlight:   q.counts[stateInflight] + q.counts[stateMoving],
+		Delayed:    q.counts[stateDelayed],
+		CreatedAt:  q.meta.CreatedAt,
+		ModifiedAt: q.meta.ModifiedAt,
+	}
+}
+
+// SetConfig replaces the queue's attributes (zero fields take defaults).
+// Name and FIFO cannot change. It returns once the change is durable.
+func (q *Queue) SetConfig(cfg Config) error {
+	cfg = cfg.withDefaults()
+	if cfg.Name != q.name || cfg.FIFO != q.fifo {
+		return fmt.Errorf("set config of %s: %w: name and FIFO cannot change", q.name, ErrInvalidParameter)
+	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("set config of %s: %w", q.name, err)
+	}
+	q.mu.Lock()
+	if q.closedErr != nil {
+		q.mu.Unlock()
+		return q.closedErr
+	}
+	q.cfg = cfg
+	q.meta.Config = cfg
+	q.meta.ModifiedAt = q.m.now()
+	q.pending = appendConfigRecord(q.pending, q.m.encodeMeta(q.meta))
+	end := q.endLocked()
+	q.mu.Unlock()
+	return q.commit(end, true)
+}
+
+// Send appends the inputs and returns once they are durable under the
+// fsync policy (always: fsynced, sharing the fsync with concurrent callers;
+// interval and never: written to the file). Entries are independent: a bad
+// entry fails alone in its SendResult.Err. FIFO duplicates within
+// DedupWindow return the original MessageID and are not enqueued again.
+// The error is for the whole call (ErrClosed, an I/O failure, ctx).
+func (q *Queue) Send(ctx context.Context, in []SendInput) ([]SendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	results := make([]SendResult, len(in))
+	// Hash outside the lock: content-based deduplication costs a SHA-256
+	// per message, the most expensive step of a send.
+	var hashes []string
+	if q.fifo {
+		hashes = make([]string, len(in))
+		for i := range in {
+			if in[i].DedupID == "" {
+				sum := sha256.Sum256(in[i].Body)
+				hashes[i] = hex.EncodeToString(sum[:])
+			}
+		}
+	}
+	now := q.m.now().UnixNano()
+	q.mu.Lock()
+	if q.closedErr != nil {
+		q.mu.Unlock()
+		return nil, q.closedErr
+	}
+	added := 0
+	for i := range in {
+		hash := ""
+		if hashes != nil {
+			hash = hashes[i]
+		}
+		if q.sendOneLocked(&in[i], hash, now, &results[i]) {
+			added++
+		}
+	}
+	end := q.endLocked()
+	wake := q.takeWaitersLocked(added)
+	q.mu.Unlock()
+	wakeAll(wake)
+	if err := q.commit(end, q.m.syncAlways); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// sendOneLocked validates and enqueues one input; it reports whether a new
+// message became visible or delayed.
+func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendResult) bool {
+	cfg := &q.cfg
+	if len(in.Body) == 0 {
+		res.Err = fmt.Errorf("send to %s: %w: empty body", q.name, ErrInvalidParameter)
+		return false
+	}
+	if size := messageSize(in.Body, in.Attributes); size > cfg.MaxMessageSize {
+		res.Err = fmt.Errorf("send to %s: %w: %d bytes > %d", q.name, ErrMessageTooLarge, size, cfg.MaxMessageSize)
+		return false
+	}
+	delay := cfg.Delay
+	if in.HasDelay {
+		if in.Delay < 0 || in.Delay > MaxDelay {
+			res.Err = fmt.Errorf("send to %s: %w: delay %v outside 0..%v", q.name, ErrInvalidParameter, in.Delay, MaxDelay)
+			return false
+		}
+		if q.fifo && in.Delay != 0 {
+			res.Err = fmt.Errorf("send to %s: %w: FIFO queues take no per-message delay", q.name, ErrInvalidParameter)
+			return false
+		}
+		if !q.fifo {
+			delay = in.Delay
+		}
+	}
+	dedupID := in.DedupID
+	if q.fifo {
+		if in.GroupID == "" {
+			res.Err = fmt.Errorf("send to %s: %w: a FIFO queue needs a message group id", q.name, ErrInvalidParameter)
+			return false
+		}
+		if dedupID == "" {
+			if !cfg.ContentBasedDeduplication {
+				res.Err = fmt.Errorf("send to %s: %w: a deduplication id is required without content-based deduplication", q.name, ErrInvalidParameter)
+				return false
+			}
+			dedupID = hash
+		}
+		q.pruneDedupLocked(now)
+		if prev, ok := q.dedup[dedupID]; ok {
+			res.MessageID, res.SequenceNumber = prev.id, formatSequence(prev.seq)
+			return false
+		}
+	} else if dedupID != "" {
+		res.Err = fmt.Errorf("send to %s: %w: deduplication ids need a FIFO queue", q.name, ErrInvalidParameter)
+		return false
+	}
+	m := &message{
+		seq:       q.nextSeq,
+		body:      in.Body,
+		attrs:     in.Attributes,
+		sysAttrs:  in.SystemAttributes,
+		dedupID:   dedupID,
+		sentAt:    now,
+		visibleAt: now + int64(delay),
+	}
+	if q.fifo {
+		m.groupID = in.GroupID
+	}
+	q.nextSeq++
+	m.id = messageID(q.idPrefix, m.seq)
+	if q.fifo {
+		q.rememberDedupLocked(dedupID, m.id, m.seq, now+int64(DedupWindow))
+	}
+	q.pending = appendPut(q.pending, m)
+	q.insertLocked(m, now)
+	res.MessageID, res.SequenceNumber = m.id, m.sequenceNumber()
+	return true
+}
+
+// insertLocked adds a stored message to the in-memory structures in the
+// state its visibleAt and receiveCount give at now.
+func (q *Queue) insertLocked(m *message, now int64) {
+	q.msgs[m.seq] = m
+	q.order.push(m)
+	q.liveBytes += m.liveSize()
+	if q.fifo {
+		g := q.groups[m.groupID]
+		if g == nil {
+			g = &group{id: m.groupID}
+			q.groups[m.groupID] = g
+		}
+		g.msgs = append(g.msgs, m)
+		m.group = g
+	}
+	switch {
+	case m.visibleAt > now && m.receiveCount > 0:
+		q.setStateLocked(m, stateInflight)
+		if m.group != nil {
+			m.group.inflight++
+		}
+		q.scheduleLocked(m)
+	case m.visibleAt > now:
+		q.setStateLocked(m, stateDelayed)
+		q.scheduleLocked(m)
+	default:
+		q.makeVisibleLocked(m)
+	}
+}
+
+func (q *Queue) setStateLocked(m *message, s msgState) {
+	if m.state != stateNew && m.state != stateGone {
+		q.counts[m.state]--
+	}
+	if s != stateGone {
+		q.counts[s]++
+	}
+	m.state = s
+}
+
+// scheduleLocked pushes m's deadline; older entries of m go stale.
+func (q *Queue) scheduleLocked(m *message) {
+	m.tick++
+	q.deadlines.push(deadline{at: m.visibleAt, m: m, tick: m.tick})
+	live := q.counts[stateDelayed] + q.counts[stateInflight]
+	if len(q.deadlines) > 2*live+1024 {
+		q.rebuildDeadlinesLocked()
+	}
+}
+
+// rebuildDeadlinesLocked drops stale heap entries. Deleted messages leave
+// their entries behind (lazy deletion); without this, a 12h visibility
+// timeout would pin every deleted message's memory for 12h.
+func (q *Queue) rebuildDeadlinesLocked() {
+	old := q.deadlines
+	q.deadlines = make(deadlineHeap, 0, len(old)/2+16)
+	for _, d := range old {
+		if d.tick == d.m.tick && (d.m.state == stateDelayed || d.m.state == stateInflight) {
+			q.deadlines.push(d)
+		}
+	}
+}
+
+// makeVisibleLocked turns m visible and queues it (or its group) for receive.
+func (q *Queue) makeVisibleLocked(m *message) {
+	q.setStateLocked(m, stateVisible)
+	m.tick++
+	if g := m.group; g != nil {
+		q.queueGroupLocked(g)
+		return
+	}
+	q.ready.push(readyEntry{m: m, tick: m.tick})
+}
+
+// queueGroupLocked puts g on the ready list if it can be received from.
+func (q *Queue) queueGroupLocked(g *group) {
+	if g.queued || g.inflight > 0 || len(g.msgs) == 0 || g.msgs[0].state != stateVisible {
+		return
+	}
+	g.queued = true
+	q.readyGrp.push(g)
+}
+
+// removeLocked deletes m from every structure (heap and ready entries go
+// stale through the tick).
+func (q *Queue) removeLocked(m *message) {
+	wasInflight := m.state == stateInflight || m.state == stateMoving
+	q.setStateLocked(m, stateGone)
+	m.tick++
+	delete(q.msgs, m.seq)
+	q.liveBytes -= m.liveSize()
+	if g := m.group; g != nil {
+		for i, other := range g.msgs {
+			if other == m {
+				g.msgs = append(g.msgs[:i], g.msgs[i+1:]...)
+				break
+			}
+		}
+		if wasInflight {
+			g.inflight--
+		}
+		if len(g.msgs) == 0 {
+			delete(q.groups, g.id)
+		} else {
+			q.queueGroupLocked(g)
+		}
+	}
+	// Release the payload now: the order ring and stale heap entries may
+	// still point at m for a while.
+	m.body, m.attrs, m.sysAttrs = nil, nil, nil
+	if q.order.len() > 2*len(q.msgs)+1024 {
+		q.rebuildOrderLocked()
+	}
+}
+
+func (q *Queue) rebuildOrderLocked() {
+	var fresh ring[*message]
+	for i := 0; i < q.order.len(); i++ {
+		if m := q.order.at(i); m.state != stateGone {
+			fresh.push(m)
+		}
+	}
+	q.order = fresh
+}
+
+// advanceLocked applies every deadline due at now and drops messages past
+// their retention. It is called by every operation that reads state, so no
+// background goroutine is needed for timeouts.
+func (q *Queue) advanceLocked(now int64) {
+	for len(q.deadlines) > 0 && q.deadlines[0].at <= now {
+		d := q.deadlines.pop()
+		m := d.m
+		if d.tick != m.tick {
+			continue
+		}
+		switch m.state {
+		case stateDelayed:
+			q.makeVisibleLocked(m)
+		case stateInflight:
+			if g := m.group; g != nil {
+				g.inflight--
+			}
+			q.makeVisibleLocked(m)
+		}
+	}
+	retention := int64(q.cfg.Retention)
+	for q.order.len() > 0 {
+		m := q.order.front()
+		if m.state == stateGone {
+			q.order.pop()
+			continue
+		}
+		if m.sentAt+retention > now || m.state == stateMoving {
+			break
+		}
+		q.order.pop()
+		q.removeLocked(m)
+	}
+}
+
+// nextDeadlineLocked returns the earliest live deadline, or 0.
+func (q *Queue) nextDeadlineLocked() int64 {
+	for len(q.deadlines) > 0 {
+		d := q.deadlines[0]
+		if d.tick == d.m.tick && (d.m.state == stateDelayed || d.m.state == stateInflight) {
+			return d.at
+		}
+		q.deadlines.pop()
+	}
+	return 0
+}
+
+func (q *Queue) pruneDedupLocked(now int64) {
+	for q.dedupExp.len() > 0 && q.dedupExp.front().expiresAt <= now {
+		e := q.dedupExp.pop()
+		if cur, ok := q.dedup[e.key]; ok && cur.expiresAt == e.expiresAt {
+			delete(q.dedup, e.key)
+		}
+	}
+}
+
+func (q *Queue) rememberDedupLocked(key, id string, seq uint64, expiresAt int64) {
+	if _, ok := q.dedup[key]; ok {
+		return
+	}
+	q.dedup[key] = dedupEntry{id: id, seq: seq, expiresAt: expiresAt}
+	q.dedupExp.push(dedupExpiry{key: key, expiresAt: expiresAt})
+}
+
+func (q *Queue) endLocked() uint64 { return q.pendingBase + uint64(len(q.pending)) }
+
+// takeWaitersLocked removes up to n waiters (all when n < 0) for waking
+// after the lock is released.
+func (q *Queue) takeWaitersLocked(n int) []*waiter {
+	if n == 0 || len(q.waiters) == 0 {
+		return nil
+	}
+	if n < 0 || n > len(q.waiters) {
+		n = len(q.waiters)
+	}
+	out := make([]*waiter, n)
+	copy(out, q.waiters)
+	q.waiters = append(q.waiters[:0], q.waiters[n:]...)
+	return out
+}
+
+func (q *Queue) removeWaiterLocked(w *waiter) {
+	for i, other := range q.waiters {
+		if other == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// wakeAll signals waiters; each channel has room for one signal, so the
+// send never blocks.
+func wakeAll(ws []*waiter) {
+	for _, w := range ws {
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close marks the queue closed with err and wakes every receiver.
+func (q *Queue) close(err error) {
+	q.mu.Lock()
+	if q.closedErr == nil {
+		q.closedErr = err
+	}
+	wake := q.takeWaitersLocked(-1)
+	q.mu.Unlock()
+	wakeAll(wake)
+}
