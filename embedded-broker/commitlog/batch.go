@@ -60,7 +60,7 @@ type batchHeader struct {
 	count           int32
 }
 
-func (h *batchHeader) size() int        { return batchLengthEnd + int(h.length) }
+func (h *batchHeader) size() int         { return batchLengthEnd + int(h.length) }
 func (h *batchHeader) lastOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) }
 func (h *batchHeader) nextOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) + 1 }
 

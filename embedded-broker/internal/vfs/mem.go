@@ -465,6 +465,9 @@ func (f *memFile) Truncate(size int64) error {
 	if err != nil {
 		return err
 	}
+	if size < 0 {
+		return pathErr("truncate", f.name, errors.New("negative size"))
+	}
 	f.node.mu.Lock()
 	defer f.node.mu.Unlock()
 	if size <= int64(len(f.node.data)) {
