@@ -96,3 +96,19 @@ func (in SendInput) forQueue(cfg Config) SendInput {
 	}
 	return in
 }
+
+// waitFor polls check until it returns nil or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -203,7 +203,10 @@ func (m *Manager) replay(name string, data []byte) (*replayed, error) {
 }
 
 func (r *replayed) apply(rec *record) error {
-	if rec.seq >= r.nextSeq && (rec.kind == kindPut || rec.kind == kindDedup) {
+	if rec.kind == kindPut && rec.msg.seq >= r.nextSeq {
+		r.nextSeq = rec.msg.seq + 1
+	}
+	if rec.kind == kindDedup && rec.seq >= r.nextSeq {
 		r.nextSeq = rec.seq + 1
 	}
 	switch rec.kind {

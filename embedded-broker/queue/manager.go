@@ -261,12 +261,12 @@ func (m *Manager) Create(cfg Config) (*Queue, error) {
 }
 
 func (m *Manager) storeQueues(edit func(map[string]*Queue)) {
-	next := maps(*m.queues.Load())
+	next := cloneQueues(*m.queues.Load())
 	edit(next)
 	m.queues.Store(&next)
 }
 
-func maps(in map[string]*Queue) map[string]*Queue {
+func cloneQueues(in map[string]*Queue) map[string]*Queue {
 	out := make(map[string]*Queue, len(in)+1)
 	for k, v := range in {
 		out[k] = v

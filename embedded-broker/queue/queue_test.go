@@ -498,8 +498,10 @@ func TestLongPoll(t *testing.T) {
 			wantWake: 2 * time.Second, wantN: 1,
 		},
 		{
-			name:     "wakes on delay end",
-			prepare:  func(t *testing.T, q *Queue) { mustSend(t, q, SendInput{Body: []byte("x"), Delay: 4 * time.Second, HasDelay: true}) },
+			name: "wakes on delay end",
+			prepare: func(t *testing.T, q *Queue) {
+				mustSend(t, q, SendInput{Body: []byte("x"), Delay: 4 * time.Second, HasDelay: true})
+			},
 			trigger:  func(*testing.T, *Queue) {},
 			wantWake: 4 * time.Second, wantN: 1,
 		},
