@@ -240,6 +240,13 @@ func (s *jscan) str() (raw []byte, esc, high, ok bool) {
 	s.i++
 	start := s.i
 	for s.i < len(s.data) {
+		// Most bytes are printable ASCII: step over them in a tight loop.
+		for s.i < len(s.data) && plain[s.data[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.data) {
+			break
+		}
 		c := s.data[s.i]
 		switch {
 		case c == '"':
@@ -279,6 +286,15 @@ func (s *jscan) str() (raw []byte, esc, high, ok bool) {
 	}
 	return nil, false, false, false
 }
+
+// plain marks the string bytes that need no attention: printable ASCII
+// other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')

@@ -88,6 +88,11 @@ func TestEvalBool(t *testing.T) {
 		{"numbers are float64", `body.n == 1.5 && type(body.n) == "float"`, func(ev *event.Event) { ev.Value = []byte(`{"n":1.5}`) }, true},
 		{"let", `let t = body.type; t == "order.created"`, nil, true},
 		{"predicate over body", `any(body.items, .sku == "b")`, nil, true},
+		{"body inside a predicate", `any(body.items, .sku == body.want)`, func(ev *event.Event) { ev.Value = []byte(`{"want":"b","items":[{"sku":"a"},{"sku":"b"}]}`) }, true},
+		{"env names as map keys and properties", `{body: 1, topic: 2}.body == 1 && headers.body == ""`, nil, true},
+		{"whole body through let", `let b = body; b.type == "order.created"`, nil, true},
+		{"unicode key", `body["é"] == 1`, func(ev *event.Event) { ev.Value = []byte(`{"\u00e9":1}`) }, true},
+		{"invalid UTF-8 replaced", `body.s == "a\ufffdb"`, func(ev *event.Event) { ev.Value = []byte("{\"s\":\"a\xffb\"}") }, true},
 		{"multi-line", "body.type == \"order.created\"\n  && body.region == \"eu\"", nil, true},
 	}
 	for _, tc := range tests {
