@@ -88,7 +88,10 @@ func docRoot(root *yaml.Node) *yaml.Node {
 	return nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var (
+	yamlLine     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+)
 
 // yamlErrors converts a yaml.v3 error into FieldErrors. yaml.v3 reports a
 // line (never a column) for syntax errors, and one line per problem in a
@@ -114,6 +117,9 @@ func yamlErrors(filename string, ix *index, err error) []*FieldError {
 		e := &FieldError{Pos: pos, Err: errf(ErrSyntax, "%s", strings.TrimPrefix(m, "yaml: "))}
 		if te != nil {
 			e.Err = errf(ErrType, "%s", m)
+			if sub := yamlNotFound.FindStringSubmatch(m); sub != nil {
+				e.Err = errf(ErrUnknownField, "unknown field %q", sub[1])
+			}
 			if ix != nil {
 				e.Field, e.Pos = ix.fieldOnLine(pos.Line)
 			}
