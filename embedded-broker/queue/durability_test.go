@@ -145,7 +145,7 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 			ctx := context.Background()
 
 			var mu sync.Mutex
-			acked := map[string]bool{}   // body -> send acknowledged
+			acked := map[string]bool{}    // body -> send acknowledged
 			deleted := map[string]bool{}  // body -> delete acknowledged
 			deleting := map[string]bool{} // body -> Delete called, maybe not returned
 			var crashed *vfs.MemFS
