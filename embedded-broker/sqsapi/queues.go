@@ -63,6 +63,19 @@ func defaultConfig(name string) queue.Config {
 	}
 }
 
+// zeroVisibility asks the engine for a visibility timeout of zero (see
+// queue.Config).
+const zeroVisibility = -1
+
+// normalize maps the engine's two spellings of a zero visibility timeout to
+// one, so that configurations compare by meaning.
+func normalize(cfg queue.Config) queue.Config {
+	if cfg.VisibilityTimeout < 0 {
+		cfg.VisibilityTimeout = 0
+	}
+	return cfg
+}
+
 type createQueueRequest struct {
 	QueueName  string
 	Attributes map[string]string
@@ -93,7 +106,7 @@ func (s *Server) createQueue(_ context.Context, body, out []byte) ([]byte, *apiE
 		if apiErr := s.applyQueueAttributes(&wanted, req.Attributes, true); apiErr != nil {
 			return out, apiErr
 		}
-		if wanted != current {
+		if normalize(wanted) != normalize(current) {
 			return out, newError(kindQueueNameExists, "A queue already exists with the same name and a different value for attribute(s).")
 		}
 		return encode(out, queueURLResponse{s.queueURL(req.QueueName)})
@@ -144,6 +157,11 @@ func (s *Server) applyQueueAttribute(cfg *queue.Config, name, value string, crea
 		cfg.ReceiveWait, apiErr = seconds(0, maxWaitSeconds)
 	case attrVisibilityTimeout:
 		cfg.VisibilityTimeout, apiErr = seconds(0, maxVisibility)
+		if apiErr == nil && cfg.VisibilityTimeout == 0 {
+			// The engine reads a zero VisibilityTimeout as "default"; a
+			// negative one is how a real zero is asked for.
+			cfg.VisibilityTimeout = zeroVisibility
+		}
 	case attrMaximumMessageSize:
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 1024 || n > 1048576 {
@@ -397,6 +415,11 @@ func (s *Server) setQueueAttributes(_ context.Context, body, out []byte) ([]byte
 		return out, newError(kindMissingParameter, "The request must contain the parameter Attributes.")
 	}
 	cfg := q.Config()
+	if cfg.VisibilityTimeout == 0 {
+		// Config reports a stored zero as 0, which SetConfig would read as
+		// "default": keep it zero.
+		cfg.VisibilityTimeout = zeroVisibility
+	}
 	if apiErr := s.applyQueueAttributes(&cfg, req.Attributes, false); apiErr != nil {
 		return out, apiErr
 	}

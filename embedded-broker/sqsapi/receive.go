@@ -63,15 +63,13 @@ func (s *Server) receiveMessage(ctx context.Context, body, out []byte) ([]byte, 
 		}
 		visibility = time.Duration(v) * time.Second
 	}
-	var wait time.Duration
+	wait := time.Duration(-1) // the queue's ReceiveMessageWaitTimeSeconds
 	if req.WaitTimeSeconds != nil {
 		v := *req.WaitTimeSeconds
 		if v < 0 || v > maxWaitSeconds {
 			return out, newError(kindInvalidParameterValue, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", v)
 		}
 		wait = time.Duration(v) * time.Second
-	} else {
-		wait = q.Config().ReceiveWait
 	}
 	msgs, err := q.Receive(ctx, maxMessages, visibility, wait)
 	if err != nil {
@@ -249,29 +247,52 @@ type batchRequest struct {
 	Entries  []batchEntry
 }
 
+// deleteMessageBatch deletes with one engine call, so the batch shares one
+// journal commit (one fsync under the "always" policy) instead of ten.
 func (s *Server) deleteMessageBatch(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, e *batchEntry) *apiError {
-		if e.ReceiptHandle == "" {
-			return newError(kindMissingParameter, "The request must contain the parameter ReceiptHandle.")
+	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
+		errs := make([]*apiError, len(entries))
+		handles := make([]string, 0, len(entries))
+		index := make([]int, 0, len(entries)) // handles[k] is entries[index[k]]
+		for i := range entries {
+			if entries[i].ReceiptHandle == "" {
+				errs[i] = newError(kindMissingParameter, "The request must contain the parameter ReceiptHandle.")
+				continue
+			}
+			handles = append(handles, entries[i].ReceiptHandle)
+			index = append(index, i)
 		}
-		if err := q.Delete(ctx, e.ReceiptHandle); err != nil {
-			return fromQueueError(err, name)
+		if len(handles) == 0 {
+			return errs
 		}
-		return nil
+		results := q.DeleteBatch(ctx, handles)
+		for k, i := range index {
+			if k >= len(results) {
+				errs[i] = newError(kindInternal, "queue returned %d results for %d deletes", len(results), len(handles))
+			} else if results[k] != nil {
+				errs[i] = fromQueueError(results[k], name)
+			}
+		}
+		return errs
 	})
 }
 
+// changeMessageVisibilityBatch changes entries in turn: a receipt handle may
+// appear twice in one batch, and the later entry must win, as in SQS.
 func (s *Server) changeMessageVisibilityBatch(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, e *batchEntry) *apiError {
-		return changeVisibility(ctx, q, name, e)
+	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
+		errs := make([]*apiError, len(entries))
+		for i := range entries {
+			errs[i] = changeVisibility(ctx, q, name, &entries[i])
+		}
+		return errs
 	})
 }
 
-// runBatch runs op on each entry of a DeleteMessageBatch or
-// ChangeMessageVisibilityBatch request; entries fail independently. The
-// entries run in turn: a receipt handle may appear twice in one batch, and
-// running them concurrently would make the outcome depend on scheduling.
-func (s *Server) runBatch(ctx context.Context, body, out []byte, op func(*queue.Queue, string, *batchEntry) *apiError) ([]byte, *apiError) {
+// runBatch checks a DeleteMessageBatch or ChangeMessageVisibilityBatch
+// request as a whole, runs op on its entries, and reports each entry's
+// outcome; entries fail independently.
+func (s *Server) runBatch(ctx context.Context, body, out []byte, op func(*queue.Queue, string, []batchEntry) []*apiError) ([]byte, *apiError) {
 	var req batchRequest
 	if apiErr := decode(body, &req); apiErr != nil {
 		return out, apiErr
@@ -287,12 +308,13 @@ func (s *Server) runBatch(ctx context.Context, body, out []byte, op func(*queue.
 	if apiErr := checkBatchIDs(ids); apiErr != nil {
 		return out, apiErr
 	}
+	errs := op(q, name, req.Entries)
 	var failed []batchFailure
 	out = append(out, `{"Successful":[`...)
 	first := true
 	for i := range req.Entries {
-		if apiErr := op(q, name, &req.Entries[i]); apiErr != nil {
-			failed = append(failed, batchFailure{ids[i], apiErr})
+		if errs[i] != nil {
+			failed = append(failed, batchFailure{ids[i], errs[i]})
 			continue
 		}
 		if !first {

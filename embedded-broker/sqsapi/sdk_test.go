@@ -649,34 +649,38 @@ func TestFIFOOrderAndDedup(t *testing.T) {
 	send("g1", "a3", "explicit")
 	send("g1", "a3-again", "explicit") // same explicit id: deduplicated
 
-	// g1 is held while a1 is in flight: only one message per group.
-	got := e.receiveN(url, 2, 60)
-	bodies := []string{aws.ToString(got[0].Body), aws.ToString(got[1].Body)}
-	slices.Sort(bodies)
-	if !slices.Equal(bodies, []string{"a1", "b1"}) {
-		t.Fatalf("first receive %v, want a1 and b1", bodies)
+	// g1 is held while a1 is in flight: the next receive skips to g2.
+	a1 := e.receiveN(url, 1, 60)[0]
+	b1 := e.receiveN(url, 1, 60)[0]
+	if aws.ToString(a1.Body) != "a1" || aws.ToString(b1.Body) != "b1" {
+		t.Fatalf("receives %q then %q, want a1 then b1", aws.ToString(a1.Body), aws.ToString(b1.Body))
 	}
-	if got[0].Attributes["MessageGroupId"] == "" || got[0].Attributes["SequenceNumber"] == "" || got[0].Attributes["MessageDeduplicationId"] == "" {
-		t.Fatalf("FIFO system attributes missing: %v", got[0].Attributes)
+	if a1.Attributes["MessageGroupId"] != "g1" || a1.Attributes["SequenceNumber"] == "" || a1.Attributes["MessageDeduplicationId"] == "" {
+		t.Fatalf("FIFO system attributes missing: %v", a1.Attributes)
 	}
 	if out, err := e.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10}); err != nil || len(out.Messages) != 0 {
-		t.Fatalf("receive while groups are held = %v, %v", out, err)
+		t.Fatalf("receive while both groups are held = %v, %v", out, err)
 	}
-	var order []string
-	for _, m := range got {
+	for _, m := range []types.Message{a1, b1} {
 		if _, err := e.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
 			t.Fatalf("DeleteMessage: %v", err)
 		}
 	}
+	var order []string
 	for len(order) < 2 {
-		m := e.receiveN(url, 1, 60)[0]
-		order = append(order, aws.ToString(m.Body))
-		if _, err := e.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
-			t.Fatalf("DeleteMessage: %v", err)
+		out, err := e.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil || len(out.Messages) == 0 {
+			t.Fatalf("receive of the rest of g1 = %v, %v", out, err)
+		}
+		for _, m := range out.Messages {
+			order = append(order, aws.ToString(m.Body))
+			if _, err := e.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatalf("DeleteMessage: %v", err)
+			}
 		}
 	}
 	if !slices.Equal(order, []string{"a2", "a3"}) {
-		t.Fatalf("group g1 order %v, want [a2 a3]", order)
+		t.Fatalf("group g1 order %v, want [a2 a3] (duplicates dropped)", order)
 	}
 
 	// FIFO parameter rules.
@@ -845,5 +849,31 @@ func TestSigV4WithSDK(t *testing.T) {
 	}
 	if n := e.queueStats("signed").Visible; n != 1 {
 		t.Fatalf("queue holds %d messages, want only the signed one", n)
+	}
+}
+
+func TestZeroVisibilityTimeoutQueue(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	url := e.createQueue("instant", map[string]string{"VisibilityTimeout": "0"})
+	if again := e.createQueue("instant", map[string]string{"VisibilityTimeout": "0"}); again != url {
+		t.Fatalf("re-create with the same zero timeout returned %q", again)
+	}
+	// Changing another attribute keeps the zero (not the 30 s default).
+	if _, err := e.client.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{"DelaySeconds": "0"}}); err != nil {
+		t.Fatalf("SetQueueAttributes: %v", err)
+	}
+	out, err := e.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"VisibilityTimeout"}})
+	if err != nil || out.Attributes["VisibilityTimeout"] != "0" {
+		t.Fatalf("VisibilityTimeout = %v, %v; want 0", out, err)
+	}
+	if _, err := e.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("again")}); err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	for i := 1; i <= 2; i++ {
+		r, err := e.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MessageSystemAttributeNames: []types.MessageSystemAttributeName{"ApproximateReceiveCount"}})
+		if err != nil || len(r.Messages) != 1 || r.Messages[0].Attributes["ApproximateReceiveCount"] != strconv.Itoa(i) {
+			t.Fatalf("receive %d = %+v, %v; want the message back at once", i, r, err)
+		}
 	}
 }
