@@ -162,7 +162,8 @@ func (q *Queue) SetConfig(cfg Config) error {
 // interval and never: written to the file). Entries are independent: a bad
 // entry fails alone in its SendResult.Err. FIFO duplicates within
 // DedupWindow return the original MessageID and are not enqueued again.
-// The error is for the whole call (ErrClosed, an I/O failure, ctx).
+// The error is for the whole call (ErrClosed, an I/O failure, ctx). Send
+// copies what it keeps: the caller may reuse the inputs once it returns.
 func (q *Queue) Send(ctx context.Context, in []SendInput) ([]SendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -254,11 +255,12 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 		res.Err = fmt.Errorf("send to %s: %w: deduplication ids need a FIFO queue", q.name, ErrInvalidParameter)
 		return false
 	}
+	body, attrs, sysAttrs := copyPayload(in)
 	m := &message{
 		seq:       q.nextSeq,
-		body:      in.Body,
-		attrs:     in.Attributes,
-		sysAttrs:  in.SystemAttributes,
+		body:      body,
+		attrs:     attrs,
+		sysAttrs:  sysAttrs,
 		dedupID:   dedupID,
 		sentAt:    now,
 		visibleAt: now + int64(delay),
@@ -275,6 +277,35 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 	q.insertLocked(m, now)
 	res.MessageID, res.SequenceNumber = m.id, m.sequenceNumber()
 	return true
+}
+
+// copyPayload copies a message's bytes into one allocation: callers (the
+// engine) pass slices that alias buffers they reuse, and a queue keeps
+// messages for days.
+func copyPayload(in *SendInput) ([]byte, []Attribute, []Attribute) {
+	size := len(in.Body)
+	for _, a := range in.Attributes {
+		size += len(a.Value)
+	}
+	for _, a := range in.SystemAttributes {
+		size += len(a.Value)
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, in.Body...)
+	body := buf[:len(buf):len(buf)]
+	copyAttrs := func(src []Attribute) []Attribute {
+		if len(src) == 0 {
+			return nil
+		}
+		out := make([]Attribute, len(src))
+		for i, a := range src {
+			start := len(buf)
+			buf = append(buf, a.Value...)
+			out[i] = Attribute{Name: a.Name, DataType: a.DataType, Value: buf[start:len(buf):len(buf)]}
+		}
+		return out
+	}
+	return body, copyAttrs(in.Attributes), copyAttrs(in.SystemAttributes)
 }
 
 // insertLocked adds a stored message to the in-memory structures in the

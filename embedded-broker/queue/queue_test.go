@@ -570,3 +570,48 @@ func TestReceiveCancelAndClose(t *testing.T) {
 		}
 	})
 }
+
+func TestSendCopiesInputs(t *testing.T) {
+	m := openMem(t, nil, "never")
+	defer m.Close()
+	q := mustCreate(t, m, Config{Name: "copy"})
+	body := []byte("body")
+	value := []byte("value")
+	mustSend(t, q, SendInput{Body: body, Attributes: []Attribute{{Name: "a", DataType: "String", Value: value}}})
+	copy(body, "XXXX")
+	copy(value, "XXXXX")
+	got := receive(t, q, 1, time.Minute)[0]
+	if string(got.Body) != "body" || string(got.Attributes[0].Value) != "value" {
+		t.Fatalf("stored message changed with the caller's buffers: %q %q", got.Body, got.Attributes[0].Value)
+	}
+}
+
+func TestZeroVisibilityReceive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "z", VisibilityTimeout: -1})
+		sendBodies(t, q, "x")
+		// One receive returns the message once, even with room for more.
+		first := receive(t, q, 10, -1)
+		if len(first) != 1 {
+			t.Fatalf("first receive = %v", bodies(first))
+		}
+		second := receive(t, q, 10, -1)
+		if len(second) != 1 || second[0].ReceiveCount != 2 {
+			t.Fatalf("zero visibility: second receive = %+v", second)
+		}
+	})
+}
+
+func TestQueueDefaultWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "w", ReceiveWait: 5 * time.Second})
+		start := time.Now()
+		if got, err := q.Receive(context.Background(), 1, -1, -1); err != nil || len(got) != 0 || time.Since(start) != 5*time.Second {
+			t.Fatalf("default wait: %v, %v after %v", got, err, time.Since(start))
+		}
+	})
+}
