@@ -28,7 +28,8 @@
 // "#b") are rejected by Bind, although RabbitMQ would treat them as literal
 // words: they are nearly always a mistake. Binding and routing keys are at
 // most 255 bytes, as in AMQP. The x-match values all-with-x and any-with-x
-// are not supported. An exchange routes; counting or dead-lettering
+// are not supported. Direct and fanout routing are a map lookup and a copy;
+// headers routing checks every headers binding (linear). An exchange routes; counting or dead-lettering
 // unroutable messages is the caller's job (Route returns no queue).
 //
 // # Locks
