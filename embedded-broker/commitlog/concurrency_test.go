@@ -118,4 +118,3 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 		}
 	})
 }
-
