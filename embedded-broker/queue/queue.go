@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
@@ -52,9 +53,15 @@ type Queue struct {
 	fileSize    int64
 	spare       []byte
 	writtenEnd  uint64 // logical offset written to the file
-	syncedEnd   uint64 // logical offset made durable
 	ioErr       error  // sticky: after a failed write the file's tail is unknown
 	removedFile bool
+
+	// syncedEnd is the logical offset made durable. The interval policy's
+	// fsync runs outside flushMu (under syncMu) so that senders keep
+	// writing while the disk syncs; hence an atomic. Lock order: flushMu,
+	// then syncMu; the background sync never holds both.
+	syncedEnd atomic.Uint64
+	syncMu    sync.Mutex
 }
 
 type readyEntry struct {
