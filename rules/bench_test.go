@@ -175,7 +175,7 @@ func BenchmarkExtract(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if !extract(evs[i%len(evs)].Value, &ps, out) {
+			if !extract(evs[i%len(evs)].Value, &ps, out, nil) {
 				b.Fatal("invalid")
 			}
 			i++

@@ -43,6 +43,7 @@ type Env struct {
 	pathGen  uint64
 	pathProg *Program
 	pathVals []any
+	intern   internTable
 
 	failure Failure
 
@@ -245,7 +246,7 @@ func (e *Env) bodyPath(slot int) any {
 				e.pathVals[i] = walkPath(b, path)
 			}
 		} else {
-			extract(e.ev.Value, ps, e.pathVals)
+			extract(e.ev.Value, ps, e.pathVals, &e.intern)
 			e.bodyScans++
 		}
 		e.pathGen, e.pathProg = e.gen, p

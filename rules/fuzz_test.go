@@ -30,6 +30,8 @@ func jsonSeeds(f *testing.F) {
 	}
 }
 
+var fuzzIntern internTable
+
 // FuzzExtract holds the path scanner and the full decoder to encoding/json:
 // the same documents are valid, and the same values come out.
 func FuzzExtract(f *testing.F) {
@@ -57,12 +59,16 @@ func FuzzExtract(f *testing.F) {
 		for i := range out {
 			out[i] = "stale" // extract must overwrite every slot
 		}
-		if ok := extract(data, &ps, out); ok != wantOK {
-			t.Fatalf("extract valid=%v, encoding/json valid=%v for %q", ok, wantOK, data)
-		}
-		for i, p := range ps.paths {
-			if w := walkPath(want, p); !reflect.DeepEqual(out[i], w) {
-				t.Fatalf("path %v: extract = %#v, encoding/json = %#v (doc %q)", p, out[i], w, data)
+		// Without and with interning; the table is shared across inputs
+		// (and tiny when fuzzing) so hits, misses and resets all happen.
+		for _, in := range []*internTable{nil, &fuzzIntern} {
+			if ok := extract(data, &ps, out, in); ok != wantOK {
+				t.Fatalf("extract valid=%v, encoding/json valid=%v for %q", ok, wantOK, data)
+			}
+			for i, p := range ps.paths {
+				if w := walkPath(want, p); !reflect.DeepEqual(out[i], w) {
+					t.Fatalf("path %v: extract = %#v, encoding/json = %#v (doc %q, intern %v)", p, out[i], w, data, in != nil)
+				}
 			}
 		}
 	})

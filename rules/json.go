@@ -89,9 +89,51 @@ func walkPath(v any, path []string) any {
 }
 
 type jscan struct {
-	data  []byte
-	i     int
-	depth int
+	data   []byte
+	i      int
+	depth  int
+	intern *internTable // nil: no interning
+}
+
+// internTable reuses boxed strings across events. Rule inputs are mostly
+// enumerations (types, regions, statuses), and a string read from the body
+// costs two allocations (the bytes and the interface box) that a hit here
+// saves. Strings are immutable, so sharing them across events is safe. The
+// table is bounded: when full it starts over, so a stream of unique values
+// (ids) costs a clear now and then and never grows memory.
+type internTable struct{ m map[string]any }
+
+const (
+	internMaxEntries = 256
+	internMaxLen     = 32
+)
+
+func (t *internTable) box(raw []byte) any {
+	if v, ok := t.m[string(raw)]; ok { // no allocation for the lookup
+		return v
+	}
+	if t.m == nil {
+		t.m = make(map[string]any, internMaxEntries)
+	} else if len(t.m) >= internMaxEntries {
+		clear(t.m)
+	}
+	str := string(raw)
+	v := any(str)
+	t.m[str] = v
+	return v
+}
+
+// internedString decodes the string at s.i, through the intern table when
+// it is short and needs no decoding.
+func (s *jscan) internedString() (any, bool) {
+	raw, esc, high, ok := s.str()
+	if !ok {
+		return nil, false
+	}
+	if esc || high || len(raw) > internMaxLen {
+		return makeString(raw, esc, high), true
+	}
+	return s.intern.box(raw), true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -104,9 +146,9 @@ func (s *jscan) ws() {
 
 // extract fills out[slot] for every path of ps from the JSON document data and
 // reports whether data is valid JSON. When it is not, every slot is nil.
-func extract(data []byte, ps *pathSet, out []any) bool {
+func extract(data []byte, ps *pathSet, out []any, intern *internTable) bool {
 	clear(out)
-	s := jscan{data: data}
+	s := jscan{data: data, intern: intern}
 	s.ws()
 	ok := false
 	if s.i < len(data) && data[s.i] == '{' {
@@ -173,7 +215,13 @@ func (s *jscan) object(n *pnode, ps *pathSet, out []any) bool {
 				return false
 			}
 		case child.slot >= 0:
-			v, ok := s.value()
+			var v any
+			var ok bool
+			if s.intern != nil && s.i < len(s.data) && s.data[s.i] == '"' {
+				v, ok = s.internedString()
+			} else {
+				v, ok = s.value()
+			}
 			if !ok {
 				return false
 			}

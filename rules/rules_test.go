@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -451,5 +452,33 @@ func TestKindString(t *testing.T) {
 		if k.String() != want {
 			t.Errorf("%d: %q", int(k), k.String())
 		}
+	}
+}
+
+// TestInternTableBounded feeds more distinct short strings than the intern
+// table holds: values stay right and the table never passes its bound.
+func TestInternTableBounded(t *testing.T) {
+	t.Parallel()
+	p := mustCompile(t, `body.id`, String)
+	env := NewEnv()
+	for i := range 3 * internMaxEntries {
+		want := fmt.Sprintf("id-%d", i%(internMaxEntries+7))
+		env.Reset(&event.Event{Value: []byte(`{"id":"` + want + `"}`)})
+		got, ok, err := p.EvalString(env)
+		if err != nil || !ok || got != want {
+			t.Fatalf("event %d: got (%q, %v, %v), want %q", i, got, ok, err, want)
+		}
+		if n := len(env.intern.m); n > internMaxEntries {
+			t.Fatalf("intern table holds %d entries", n)
+		}
+	}
+	// Long strings bypass the table.
+	long := strings.Repeat("x", internMaxLen+1)
+	env.Reset(&event.Event{Value: []byte(`{"id":"` + long + `"}`)})
+	if got, _, _ := p.EvalString(env); got != long {
+		t.Fatalf("long string: %q", got)
+	}
+	if _, ok := env.intern.m[long]; ok {
+		t.Fatal("long string was interned")
 	}
 }
