@@ -54,7 +54,6 @@ type Queue struct {
 	spare       []byte
 	writtenEnd  uint64 // logical offset written to the file
 	ioErr       error  // sticky: after a failed write the file's tail is unknown
-	removedFile bool
 
 	// syncedEnd is the logical offset made durable. The interval policy's
 	// fsync runs outside flushMu (under syncMu) so that senders keep
