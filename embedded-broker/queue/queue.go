@@ -48,12 +48,12 @@ type Queue struct {
 	// The journal block is guarded by flushMu, which is taken before mu
 	// (never after it): one flusher at a time takes all of pending, writes
 	// it and syncs it, and every sender whose records were included is done.
-	flushMu     sync.Mutex
-	file        vfs.File
-	fileSize    int64
-	spare       []byte
-	writtenEnd  uint64 // logical offset written to the file
-	ioErr       error  // sticky: after a failed write the file's tail is unknown
+	flushMu    sync.Mutex
+	file       vfs.File
+	fileSize   int64
+	spare      []byte
+	writtenEnd uint64 // logical offset written to the file
+	ioErr      error  // sticky: after a failed write the file's tail is unknown
 
 	// syncedEnd is the logical offset made durable. The interval policy's
 	// fsync runs outside flushMu (under syncMu) so that senders keep
