@@ -36,6 +36,9 @@
 //     body["a"].b) does not build a map at all: one validating scan of the
 //     JSON materialises just those fields. A rule that uses body as a whole
 //     (body[x], len(body), body alone) decodes it fully, once per event.
+//   - Short strings read by paths go through a small bounded intern table
+//     per Env, so enumerations (types, regions) cost no allocation after the
+//     first event; strings are immutable, so sharing them is safe.
 //   - Decoded values have encoding/json's shapes: numbers are float64,
 //     objects map[string]any (last duplicate key wins), arrays []any. A value
 //     that is not valid JSON (as encoding/json judges it) gives body == nil.
