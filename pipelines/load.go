@@ -46,6 +46,10 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 		return nil, joinSorted(yamlErrors(filename, nil, err))
 	}
 	ix := newIndex(filename, &root, text, cols)
+	if ix.truncated {
+		return nil, &FieldError{Pos: Pos{File: filename, Line: 1, Col: 1},
+			Err: errf(ErrSyntax, "the document is nested deeper than %d levels or expands (through aliases) to more than %d nodes", maxIndexDepth, maxIndexNodes)}
+	}
 	var cfg Config
 	if errs := checkSchema(ix, "", docRoot(&root), reflect.TypeFor[Config]()); len(errs) > 0 {
 		return nil, joinSorted(errs)

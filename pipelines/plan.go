@@ -337,8 +337,13 @@ func defaultRouteName(t *Target) string {
 	case TargetAMQP:
 		return "amqp:" + t.Connection + "/" + t.Exchange
 	case TargetSQS:
-		u, _ := url.Parse(t.QueueURL)
-		return "sqs:" + t.Connection + "/" + path.Base(u.Path)
+		// The queue name is the URL's last path element; an unparsable URL
+		// (already reported) still gets a name.
+		name := t.QueueURL
+		if u, err := url.Parse(t.QueueURL); err == nil {
+			name = u.Path
+		}
+		return "sqs:" + t.Connection + "/" + path.Base(name)
 	}
 	return ""
 }

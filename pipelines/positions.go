@@ -12,6 +12,13 @@ import (
 // storing positions in the config types. It is built from a yaml.Node parse
 // of the same (interpolated) bytes the typed decode reads.
 type index struct {
+	// budget bounds the walk: aliases can make a small file expand to an
+	// exponential tree ("billion laughs") or a cycle, and yaml.v3 applies its
+	// own alias limits only when decoding into Go values, not into a Node.
+	budget int
+	// truncated is set when the budget ran out; Parse rejects such a file.
+	truncated bool
+
 	file  string
 	nodes map[string]located
 	lines []string  // interpolated text, for block-scalar indentation
@@ -24,15 +31,26 @@ type located struct {
 }
 
 func newIndex(file string, root *yaml.Node, text []byte, cols colMapper) *index {
-	ix := &index{file: file, nodes: map[string]located{}, lines: strings.Split(string(text), "\n"), cols: cols}
+	ix := &index{file: file, nodes: map[string]located{}, lines: strings.Split(string(text), "\n"), cols: cols,
+		budget: maxIndexNodes}
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		ix.add("", nil, root.Content[0])
+		ix.add("", nil, root.Content[0], 0)
 	}
 	return ix
 }
 
-func (ix *index) add(path string, key, value *yaml.Node) {
+// Limits of the index walk; a real config is far below both.
+const (
+	maxIndexNodes = 100_000
+	maxIndexDepth = 100
+)
+
+func (ix *index) add(path string, key, value *yaml.Node, depth int) {
 	value = resolveAlias(value)
+	if ix.budget--; ix.budget < 0 || depth > maxIndexDepth {
+		ix.truncated = true
+		return
+	}
 	ix.nodes[path] = located{key: key, value: value}
 	switch value.Kind {
 	case yaml.MappingNode:
@@ -42,16 +60,16 @@ func (ix *index) add(path string, key, value *yaml.Node) {
 				// Merged keys belong to this mapping; index them at this
 				// level, the way the decoder applies them.
 				for _, m := range mergeSources(v) {
-					ix.add(path, key, m)
+					ix.add(path, key, m, depth+1)
 				}
 				ix.nodes[path] = located{key: key, value: value}
 				continue
 			}
-			ix.add(joinKey(path, k.Value), k, v)
+			ix.add(joinKey(path, k.Value), k, v, depth+1)
 		}
 	case yaml.SequenceNode:
 		for i, item := range value.Content {
-			ix.add(path+"["+strconv.Itoa(i)+"]", nil, item)
+			ix.add(path+"["+strconv.Itoa(i)+"]", nil, item, depth+1)
 		}
 	}
 }
