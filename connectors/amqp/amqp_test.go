@@ -93,7 +93,6 @@ func TestRedactHidesPassword(t *testing.T) {
 	}
 }
 
-
 func TestSinkErrors(t *testing.T) {
 	a := newAdmin(t)
 	bound := testName(t, "bound")
