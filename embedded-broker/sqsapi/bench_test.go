@@ -1,0 +1,232 @@
+package sqsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/bridgeio/bridge/embedded-broker/queue"
+)
+
+// The end-to-end loop of the README's SQS figure: producers send batches of
+// 10 messages of 200 bytes, consumers receive 10 (long polling) and delete
+// them with DeleteMessageBatch, all through the real SDK over loopback TCP.
+// The same loop runs against fauxqs, an SQS emulator on Node, so the ratio
+// is measured on the same machine in the same run.
+const (
+	benchProducers   = 4
+	benchConsumers   = 4
+	benchBodyBytes   = 200
+	benchRoundMsgs   = 5000 // messages per b.Loop iteration
+	fauxqsVersionDir = "/work/main/.tools/fauxqs"
+)
+
+func BenchmarkSQSAPISendReceiveDelete(b *testing.B) {
+	for _, fsync := range []string{"always", "interval"} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			m, err := queue.Open(queue.Options{Dir: b.TempDir(), Fsync: fsync})
+			if err != nil {
+				b.Fatalf("open: %v", err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatalf("listen: %v", err)
+			}
+			s := New(m, Options{Addr: ln.Addr().String()})
+			hs := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+			var served sync.WaitGroup
+			served.Go(func() { _ = hs.Serve(ln) })
+			b.Cleanup(func() {
+				_ = hs.Close()
+				served.Wait()
+				_ = s.Close(context.Background())
+				_ = m.Close()
+			})
+			runSendReceiveDelete(b, benchClient("http://"+ln.Addr().String()))
+		})
+	}
+}
+
+func BenchmarkFauxqsSendReceiveDelete(b *testing.B) {
+	dir := os.Getenv("FAUXQS_DIR")
+	if dir == "" {
+		dir = fauxqsVersionDir
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
+		b.Skipf("fauxqs is not installed in %s (npm install --prefix %s fauxqs@1.9.2, or set FAUXQS_DIR)", dir, dir)
+	}
+	url := startFauxqs(b, dir)
+	runSendReceiveDelete(b, benchClient(url))
+}
+
+// startFauxqs runs fauxqs on a free loopback port until the benchmark ends.
+func startFauxqs(b *testing.B, dir string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatalf("listen: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	script := fmt.Sprintf(`import {startFauxqs} from "fauxqs"; await startFauxqs({port: %d, logger: false});`, port)
+	cmd := exec.Command("node", "--input-type=module", "-e", script)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start fauxqs: %v", err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("fauxqs did not become healthy: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func benchClient(url string) *sqs.Client {
+	return sqs.New(sqs.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("x", "x", ""),
+	})
+}
+
+// runSendReceiveDelete moves benchRoundMsgs messages through the queue per
+// iteration and reports end-to-end messages per second, the p99 latency of
+// SendMessageBatch, and failed calls as a metric rather than hiding them.
+func runSendReceiveDelete(b *testing.B, client *sqs.Client) {
+	ctx := context.Background()
+	bodyText := aws.String(strings.Repeat("x", benchBodyBytes))
+	var failures atomic.Int64
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	var elapsed time.Duration
+	for round := 0; b.Loop(); round++ {
+		// A fresh queue per round: a long poll the previous round abandoned
+		// (its client cancelled) may still be parked in a server that does
+		// not notice disconnects, and would hide this round's messages for
+		// a visibility timeout.
+		b.StopTimer()
+		name := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), round)
+		created, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
+		if err != nil {
+			b.Fatalf("create queue: %v", err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		sendLat := runRound(ctx, client, created.QueueUrl, bodyText, &failures)
+		elapsed += time.Since(start)
+		if len(lat)+len(sendLat) <= cap(lat) {
+			lat = append(lat, sendLat...)
+		}
+		b.StopTimer()
+		if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: created.QueueUrl}); err != nil {
+			b.Fatalf("delete queue: %v", err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*benchRoundMsgs)/elapsed.Seconds(), "msgs/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "send-p99-ms")
+	}
+	b.ReportMetric(float64(failures.Load()), "failed-calls")
+}
+
+// runRound sends benchRoundMsgs messages from the producers and returns once
+// the consumers deleted as many. It returns the producers' batch latencies.
+func runRound(ctx context.Context, client *sqs.Client, url, bodyText *string, failures *atomic.Int64) []time.Duration {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var deleted atomic.Int64
+	var wg sync.WaitGroup
+	lats := make([][]time.Duration, benchProducers)
+	batches := benchRoundMsgs / 10
+	for p := range benchProducers {
+		wg.Go(func() {
+			entries := make([]types.SendMessageBatchRequestEntry, 10)
+			for i := range entries {
+				entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("m", i)), MessageBody: bodyText}
+			}
+			for i := p; i < batches; i += benchProducers {
+				t0 := time.Now()
+				for {
+					out, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: entries})
+					if err == nil && len(out.Failed) == 0 {
+						break
+					}
+					failures.Add(1) // resent whole: a partial failure would skew counts
+					if ctx.Err() != nil {
+						return
+					}
+				}
+				lats[p] = append(lats[p], time.Since(t0))
+			}
+		})
+	}
+	for range benchConsumers {
+		wg.Go(func() { consume(ctx, client, url, &deleted, failures, cancel) })
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	return all
+}
+
+func consume(ctx context.Context, client *sqs.Client, url *string, deleted, failures *atomic.Int64, done context.CancelFunc) {
+	entries := make([]types.DeleteMessageBatchRequestEntry, 0, 10)
+	for ctx.Err() == nil {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				failures.Add(1)
+			}
+			continue
+		}
+		if len(out.Messages) == 0 {
+			continue
+		}
+		entries = entries[:0]
+		for i, m := range out.Messages {
+			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("d", i)), ReceiptHandle: m.ReceiptHandle})
+		}
+		res, err := client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: url, Entries: entries})
+		if err != nil {
+			failures.Add(1)
+			continue // the messages come back after their visibility timeout
+		}
+		if deleted.Add(int64(len(res.Successful))) >= benchRoundMsgs {
+			done()
+		}
+	}
+}
