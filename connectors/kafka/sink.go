@@ -1,0 +1,295 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+// ErrClosed is returned by Send after Close.
+var ErrClosed = errors.New("kafka: sink closed")
+
+// Compression codecs accepted by SinkConfig.Compression.
+const (
+	CompressionNone   = "none"
+	CompressionSnappy = "snappy"
+	CompressionLZ4    = "lz4"
+	CompressionZstd   = "zstd"
+)
+
+// Sink defaults.
+const (
+	// DefaultLinger is 0: Send hands a whole batch to the client at once,
+	// so batches fill without waiting; a linger would only add latency.
+	DefaultLinger = 0
+	// DefaultDeliveryTimeout bounds how long a record may stay unacknowledged
+	// (Kafka's delivery.timeout.ms) before Send reports it as a retryable
+	// failure, so that an outage turns into pipeline retries with backoff
+	// instead of a Send that never returns.
+	DefaultDeliveryTimeout = 30 * time.Second
+)
+
+// SinkConfig configures a producer sink.
+type SinkConfig struct {
+	Client ClientConfig
+	Topic  string // required
+	// Compression is none (default, as Kafka's producer), snappy, lz4 or zstd.
+	Compression string
+	// Linger is how long a partition's batch waits for more records; default 0.
+	Linger time.Duration
+	// DeliveryTimeout bounds a Send, retries included: records not yet in a
+	// request when it passes fail with a retryable error. Default 30s.
+	DeliveryTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Sink produces events to one topic with an idempotent, acks=all producer.
+// Send and Close are safe for concurrent use.
+type Sink struct {
+	cfg SinkConfig
+	log *slog.Logger
+
+	mu     sync.Mutex // guards client and closed
+	client *kgo.Client
+	closed bool
+}
+
+// NewSink validates cfg and applies defaults. It does no I/O and starts no
+// goroutine: the client is built by the first Send.
+func NewSink(cfg SinkConfig) (*Sink, error) {
+	errs := []error{cfg.Client.Validate()}
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if cfg.Topic == "" {
+		fail("topic: required")
+	}
+	switch cfg.Compression {
+	case "", CompressionNone, CompressionSnappy, CompressionLZ4, CompressionZstd:
+	default:
+		fail("compression: %q is not one of none, snappy, lz4, zstd", cfg.Compression)
+	}
+	if cfg.Linger < 0 || cfg.Linger > time.Minute {
+		fail("linger: %s is outside 0..1m", cfg.Linger)
+	}
+	if cfg.DeliveryTimeout < 0 {
+		fail("delivery_timeout: negative duration %s", cfg.DeliveryTimeout)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = CompressionNone
+	}
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	log := orDiscard(cfg.Logger).With("sink", "kafka", "topic", cfg.Topic)
+	return &Sink{cfg: cfg, log: log}, nil
+}
+
+var _ event.Sink = (*Sink)(nil)
+
+func (s *Sink) options() ([]kgo.Opt, error) {
+	opts, err := s.cfg.Client.Options()
+	if err != nil {
+		return nil, err
+	}
+	var codec kgo.CompressionCodec
+	switch s.cfg.Compression {
+	case CompressionSnappy:
+		codec = kgo.SnappyCompression()
+	case CompressionLZ4:
+		codec = kgo.Lz4Compression()
+	case CompressionZstd:
+		codec = kgo.ZstdCompression()
+	default:
+		codec = kgo.NoCompression()
+	}
+	opts = append(opts,
+		kgo.WithLogger(slogLogger{s.log}),
+		kgo.DefaultProduceTopic(s.cfg.Topic),
+		// Idempotence is franz-go's default; acks=all is what it requires and
+		// what "acknowledged" means here. With idempotence the client allows
+		// up to 5 requests in flight per broker and the broker's sequence
+		// checks keep them in order, so MaxProduceRequestsInflightPerBroker
+		// is left alone (franz-go rejects it with idempotence).
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(s.cfg.Linger),
+	)
+	if s.cfg.Client.RequestTimeout > 0 {
+		opts = append(opts, kgo.ProduceRequestTimeout(s.cfg.Client.RequestTimeout))
+	}
+	return opts, nil
+}
+
+// clientLocked returns the client, building it on first use.
+func (s *Sink) clientLocked() (*kgo.Client, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.client != nil {
+		return s.client, nil
+	}
+	opts, err := s.options()
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: %w", s.cfg.Topic, err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: %w", s.cfg.Topic, err)
+	}
+	s.client = cl
+	return cl, nil
+}
+
+// Send produces batch to the topic and waits until Kafka acknowledged every
+// record (acks=all). It returns nil if all were acknowledged, a
+// *event.BatchError naming the records that failed otherwise (each wrapping
+// event.ErrPermanent when retrying cannot help), or an error for the whole
+// batch if the client cannot be built. The key is Event.Key (nil: no key,
+// partitioned like Kafka's Java client); every header is copied, and
+// bridge-event-id is added when the event has backbone coordinates but no
+// such header. Cancelling ctx fails the records not yet sent to a broker;
+// records already in a request are waited for, because cancelling them
+// would break the idempotent producer's ordering.
+func (s *Sink) Send(ctx context.Context, batch []event.Event) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	cl, err := s.clientLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// DeliveryTimeout is enforced through the context and not through
+	// kgo.RecordDeliveryTimeout, which measures from the record timestamp:
+	// events keep their original timestamps, so a migrated record would be
+	// "timed out" before its first attempt.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
+	defer cancel()
+	records := toRecords(batch, s.cfg.Topic)
+	errs := make([]error, len(batch))
+	// The WaitGroup counts promises, which franz-go calls from its own
+	// goroutines, so Add and Done cannot live in one wg.Go call here.
+	var wg sync.WaitGroup
+	wg.Add(len(records))
+	for i := range records {
+		cl.Produce(ctx, &records[i], func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return s.batchError(errs)
+}
+
+func (s *Sink) batchError(errs []error) error {
+	var failed []event.ItemError
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, event.ItemError{Index: i, Err: classify(s.cfg.Topic, err)})
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("produce failed", "failed", len(failed), "of", len(errs), "err", failed[0].Err)
+	}
+	return &event.BatchError{Failed: failed}
+}
+
+// permanentCodes are Kafka errors that retrying the same record cannot fix.
+// UnknownTopicOrPartition is retriable for Kafka, but franz-go reports it
+// only after its own retries (UnknownTopicRetries), so here it means the
+// topic does not exist.
+var permanentCodes = []error{
+	kerr.MessageTooLarge,
+	kerr.RecordListTooLarge,
+	kerr.InvalidRecord,
+	kerr.InvalidTopicException,
+	kerr.TopicAuthorizationFailed,
+	kerr.UnknownTopicOrPartition,
+}
+
+// classify wraps a produce error with the topic and marks it permanent when
+// it is one of permanentCodes or a non-retriable Kafka error. Everything else
+// (timeouts, a closed client, a cancelled context, retriable broker errors)
+// stays retryable.
+func classify(topic string, err error) error {
+	err = fmt.Errorf("produce to %s: %w", topic, err)
+	for _, code := range permanentCodes {
+		if errors.Is(err, code) {
+			return event.Permanent(err)
+		}
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) && !ke.Retriable {
+		return event.Permanent(err)
+	}
+	return err
+}
+
+// toRecords builds the records of one batch with two allocations: the
+// records and all their headers. Keys, values and header values alias the
+// events; franz-go does not modify them.
+func toRecords(batch []event.Event, topic string) []kgo.Record {
+	nHeaders := 0
+	for i := range batch {
+		nHeaders += len(batch[i].Headers) + 1
+	}
+	records := make([]kgo.Record, len(batch))
+	headers := make([]kgo.RecordHeader, 0, nHeaders)
+	for i := range batch {
+		ev := &batch[i]
+		start := len(headers)
+		hasID := false
+		for _, h := range ev.Headers {
+			hasID = hasID || h.Key == event.HeaderEventID
+			headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		if !hasID && ev.Topic != "" {
+			headers = append(headers, kgo.RecordHeader{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+		}
+		records[i] = kgo.Record{
+			Topic:     topic,
+			Key:       ev.Key,
+			Value:     ev.Value,
+			Headers:   headers[start:len(headers):len(headers)],
+			Timestamp: ev.Timestamp,
+		}
+	}
+	return records
+}
+
+// Close flushes buffered records, bounded by ctx, and closes the client.
+// Records still unacknowledged when ctx ends fail their Send with a
+// retryable error. Close is idempotent; later calls return nil.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	cl := s.client
+	already := s.closed
+	s.closed = true
+	s.client = nil
+	s.mu.Unlock()
+	if already || cl == nil {
+		return nil
+	}
+	err := cl.Flush(ctx)
+	cl.Close()
+	if err != nil {
+		return fmt.Errorf("kafka sink %s: flush: %w", s.cfg.Topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/bridgeio/bridge/event"
+)
+
+// Headers the source adds to every event: the record's coordinates in the
+// origin cluster, for migration verification and debugging (SPEC §8 carries
+// system properties as headers with the system's prefix).
+const (
+	HeaderTopic     = "kafka.topic"
+	HeaderPartition = "kafka.partition" // decimal
+	HeaderOffset    = "kafka.offset"    // decimal
+)
+
+// Source defaults.
+const (
+	DefaultMaxBatch       = 1000
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
+	// shutdownTimeout bounds the final commit and the group leave when Run
+	// stops, so that an unreachable cluster cannot hang a shutdown.
+	shutdownTimeout = 10 * time.Second
+)
+
+// SourceConfig configures a consumer-group source.
+type SourceConfig struct {
+	Client ClientConfig
+	Topics []string // required
+	Group  string   // consumer group id; required
+	Name   string   // source name, copied into Event.Source; required
+	// MaxBatch bounds the records handed to one deliver call; default 1000.
+	MaxBatch int
+	// InitialBackoff and MaxBackoff bound the wait before a failed batch is
+	// fetched and delivered again (doubling per attempt); defaults 100ms, 10s.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	Logger         *slog.Logger
+}
+
+// Source consumes Kafka topics as a member of a consumer group and commits
+// offsets only for records whose deliver call returned nil. See the package
+// doc for the guarantees.
+type Source struct {
+	cfg SourceConfig
+	log *slog.Logger
+	// marks is reset by every Run; a Run is one group member.
+	marks *delivered
+}
+
+// NewSource validates cfg and applies defaults. It does no I/O and starts no
+// goroutine; TLS files are read when Run starts.
+func NewSource(cfg SourceConfig) (*Source, error) {
+	errs := []error{cfg.Client.Validate()}
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if len(cfg.Topics) == 0 {
+		fail("topics: at least one topic is required")
+	}
+	if cfg.Group == "" {
+		fail("group: required")
+	}
+	if cfg.Name == "" {
+		fail("name: required")
+	}
+	if cfg.MaxBatch < 0 || cfg.InitialBackoff < 0 || cfg.MaxBackoff < 0 {
+		fail("max_batch and backoffs must not be negative")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.InitialBackoff == 0 {
+		cfg.InitialBackoff = DefaultInitialBackoff
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.InitialBackoff)
+	log := orDiscard(cfg.Logger).With("source", cfg.Name, "group", cfg.Group)
+	return &Source{cfg: cfg, log: log}, nil
+}
+
+var _ event.Source = (*Source)(nil)
+
+// Run joins the group and delivers batches until ctx is cancelled, then
+// commits what was delivered, leaves the group and returns nil. It returns an
+// error only if the client cannot be built. Run may be called again after it
+// returned; each call is a new group member. Run is not safe for concurrent
+// use on one Source.
+func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
+	s.marks = &delivered{}
+	cl, err := s.newClient()
+	if err != nil {
+		return err
+	}
+	s.log.Info("kafka source started", "topics", s.cfg.Topics)
+	defer s.shutdown(ctx, cl)
+
+	attempt := 0
+	commitPending := false
+	for ctx.Err() == nil {
+		fetches := cl.PollRecords(ctx, s.cfg.MaxBatch)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			break
+		}
+		fetchErr := s.fetchErrors(fetches)
+		records := fetches.Records()
+		if len(records) == 0 {
+			// A commit that failed earlier is retried on the idle path, so
+			// that the last delivered batch is committed even if nothing
+			// else arrives.
+			if commitPending {
+				commitPending = s.commit(ctx, cl) != nil
+			}
+			cl.AllowRebalance()
+			if fetchErr {
+				sleep(ctx, s.cfg.InitialBackoff)
+			}
+			continue
+		}
+		if err := deliver(ctx, toEvents(records, s.cfg.Name)); err != nil {
+			// Rewind before allowing the rebalance, so that either this member
+			// fetches the same records again or the next owner starts from the
+			// last commit, which is before them. Nothing is skipped.
+			rewind(cl, records)
+			cl.AllowRebalance()
+			if ctx.Err() != nil {
+				break
+			}
+			wait := backoff(s.cfg.InitialBackoff, s.cfg.MaxBackoff, attempt)
+			attempt++
+			s.log.Warn("deliver failed; will fetch and deliver the batch again",
+				"records", len(records), "attempt", attempt, "backoff", wait, "err", err)
+			sleep(ctx, wait)
+			continue
+		}
+		attempt = 0
+		s.marks.mark(records)
+		commitPending = s.commit(ctx, cl) != nil
+		cl.AllowRebalance()
+	}
+	return nil
+}
+
+func (s *Source) newClient() (*kgo.Client, error) {
+	opts, err := s.cfg.Client.Options()
+	if err != nil {
+		return nil, fmt.Errorf("kafka source %s: %w", s.cfg.Name, err)
+	}
+	opts = append(opts,
+		kgo.WithLogger(slogLogger{s.log}),
+		kgo.ConsumerGroup(s.cfg.Group),
+		kgo.ConsumeTopics(s.cfg.Topics...),
+		// A new group starts at the beginning: starting at the end would
+		// silently skip what was produced before the first run.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Only offsets of delivered records are committed, by this source
+		// (see delivered); franz-go must never commit what it merely fetched.
+		kgo.DisableAutoCommit(),
+		// A rebalance waits while a polled batch is in deliver, so a batch
+		// is never split between two owners and a commit never lands on a
+		// partition this member no longer owns. The cost: deliver must
+		// finish within the rebalance timeout (60s), which holds for an
+		// append to the backbone; a failing deliver does not hold the
+		// rebalance during its backoff (Run rewinds and allows it first).
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			s.log.Info("kafka partitions assigned", "partitions", assigned)
+		}),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			// Nothing can be committed for lost partitions; their next owner
+			// starts from the last commit (at-least-once).
+			s.marks.forget(lost)
+			s.log.Warn("kafka partitions lost", "partitions", lost)
+		}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source %s: %w", s.cfg.Name, err)
+	}
+	return cl, nil
+}
+
+// onRevoked commits what was delivered before the partitions go to another
+// member. With BlockRebalanceOnPoll it runs only between batches, so the
+// marks are exactly the delivered records.
+func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	err := s.marks.commit(ctx, cl)
+	s.marks.forget(revoked)
+	if err != nil {
+		s.log.Warn("commit on revoke failed; the next owner redelivers from the previous commit",
+			"partitions", revoked, "err", err)
+		return
+	}
+	s.log.Info("kafka partitions revoked", "partitions", revoked)
+}
+
+func (s *Source) commit(ctx context.Context, cl *kgo.Client) error {
+	err := s.marks.commit(ctx, cl)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("offset commit failed; will retry", "err", err)
+	}
+	return err
+}
+
+// fetchErrors logs fetch errors and reports whether there was one. franz-go
+// retries retriable errors itself; what reaches here (authorization, a
+// deleted topic) needs a human, but the source keeps polling so that it
+// recovers once the cause is fixed.
+func (s *Source) fetchErrors(fetches kgo.Fetches) bool {
+	found := false
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		found = true
+		s.log.Error("kafka fetch failed", "topic", topic, "partition", partition, "err", err)
+	})
+	return found
+}
+
+// shutdown commits delivered records and leaves the group, bounded by
+// shutdownTimeout even though ctx is already cancelled.
+func (s *Source) shutdown(ctx context.Context, cl *kgo.Client) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := s.marks.commit(ctx, cl); err != nil {
+		s.log.Warn("final offset commit failed; delivered records will be redelivered", "err", err)
+	}
+	cl.AllowRebalance()
+	if err := cl.LeaveGroupContext(ctx); err != nil {
+		s.log.Warn("leave group failed", "err", err)
+	}
+	cl.Close()
+	s.log.Info("kafka source stopped")
+}
+
+// rewind sets each partition's fetch position back to the first record of
+// the batch, so the next poll returns the same records again.
+func rewind(cl *kgo.Client, records []*kgo.Record) {
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	for _, r := range records {
+		parts := offsets[r.Topic]
+		if parts == nil {
+			parts = make(map[int32]kgo.EpochOffset)
+			offsets[r.Topic] = parts
+		}
+		if cur, ok := parts[r.Partition]; !ok || r.Offset < cur.Offset {
+			parts[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		}
+	}
+	cl.SetOffsets(offsets)
+}
+
+// toEvents converts polled records, keeping their order (which is offset
+// order within each partition). The per-batch allocations are one events
+// slice, one header slice and one byte arena for the coordinate headers;
+// key, value and original header values alias the record buffers, which
+// franz-go never reuses.
+func toEvents(records []*kgo.Record, source string) []event.Event {
+	nHeaders, nBytes := 0, 0
+	for _, r := range records {
+		nHeaders += len(r.Headers) + 3
+		nBytes += len(r.Topic) + 2*20
+	}
+	events := make([]event.Event, len(records))
+	headers := make([]event.Header, 0, nHeaders)
+	arena := make([]byte, 0, nBytes)
+	for i, r := range records {
+		start := len(headers)
+		for _, h := range r.Headers {
+			headers = append(headers, event.Header{Key: h.Key, Value: h.Value})
+		}
+		// Each value's capacity ends at its length, so an append to one
+		// header value can never overwrite the next.
+		mark := len(arena)
+		arena = append(arena, r.Topic...)
+		topic := arena[mark:len(arena):len(arena)]
+		mark = len(arena)
+		arena = strconv.AppendInt(arena, int64(r.Partition), 10)
+		partition := arena[mark:len(arena):len(arena)]
+		mark = len(arena)
+		arena = strconv.AppendInt(arena, r.Offset, 10)
+		offset := arena[mark:len(arena):len(arena)]
+		headers = append(headers,
+			event.Header{Key: HeaderTopic, Value: topic},
+			event.Header{Key: HeaderPartition, Value: partition},
+			event.Header{Key: HeaderOffset, Value: offset})
+		events[i] = event.Event{
+			Key:       r.Key,
+			Value:     r.Value,
+			Headers:   headers[start:len(headers):len(headers)],
+			Timestamp: r.Timestamp,
+			Source:    source,
+		}
+	}
+	return events
+}
+
+func backoff(initial, maxWait time.Duration, attempt int) time.Duration {
+	wait := initial
+	for range attempt {
+		wait *= 2
+		if wait >= maxWait {
+			return maxWait
+		}
+	}
+	return wait
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
