@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"testing"
 
@@ -168,4 +169,18 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile("testdata/valid/spec.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("spec.yaml", data, testEnv); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -248,7 +248,7 @@ func (v *validator) target(p string, tc *TargetConfig, t *Target) bool {
 		for _, n := range names {
 			delete(exprs, n)
 		}
-		v.unused(p, "a "+kinds[0]+" target", exprs)
+		v.unused(p, article(kinds[0]+" target"), exprs)
 	}
 	switch kinds[0] {
 	case "topic":

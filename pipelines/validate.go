@@ -219,7 +219,7 @@ func (v *validator) connections() {
 		amqp := map[string]bool{"url": c.URL != ""}
 		sqs := map[string]bool{"region": c.Region != "", "endpoint": c.Endpoint != "",
 			"access_key_id": c.AccessKeyID != "", "secret_access_key": c.SecretAccessKey != ""}
-		owner := "a " + c.Type + " connection"
+		owner := article(c.Type + " connection")
 		switch c.Type {
 		case "kafka":
 			v.kafkaConnection(p, c)
@@ -288,7 +288,7 @@ func (v *validator) sources() {
 		kafka := map[string]bool{"topics": len(s.Topics) > 0, "group": s.Group != ""}
 		amqp := map[string]bool{"queue": s.Queue != "", "prefetch": s.Prefetch != 0}
 		sqs := map[string]bool{"queue_url": s.QueueURL != "", "max_messages": s.MaxMessages != 0, "wait_time": s.WaitTime != 0}
-		owner := "a " + s.Type + " source"
+		owner := article(s.Type + " source")
 		switch s.Type {
 		case "kafka":
 			if len(s.Topics) == 0 {
@@ -398,10 +398,10 @@ func (v *validator) exchange(p, name string, x *Exchange) {
 			v.oneOf(bp+".match", b.Match, "all", "any")
 		}
 		if x.Type != "headers" {
-			v.unused(bp, "a "+x.Type+" exchange", map[string]bool{"headers": len(b.Headers) > 0, "match": b.Match != ""})
+			v.unused(bp, article(x.Type+" exchange"), map[string]bool{"headers": len(b.Headers) > 0, "match": b.Match != ""})
 		}
 		if x.Type == "fanout" || x.Type == "headers" {
-			v.unused(bp, "a "+x.Type+" exchange", map[string]bool{"key": b.Key != ""})
+			v.unused(bp, article(x.Type+" exchange"), map[string]bool{"key": b.Key != ""})
 		}
 	}
 }
@@ -419,4 +419,12 @@ func checkTopicPattern(key string) string {
 		}
 	}
 	return ""
+}
+
+// article prefixes a noun phrase with "a" or "an" for messages.
+func article(phrase string) string {
+	if phrase != "" && strings.ContainsRune("aeiou", rune(phrase[0])) {
+		return "an " + phrase
+	}
+	return "a " + phrase
 }
