@@ -136,11 +136,25 @@ func TestInflightAtCrashReappearsAfterTimeout(t *testing.T) {
 // acknowledged send is there unless its delete was acknowledged, and no
 // acknowledged delete comes back.
 func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
-	for seed := range uint64(8) {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+	type crashCase struct {
+		name   string
+		policy string
+		crash  vfs.CrashOptions
+	}
+	var cases []crashCase
+	for seed := range uint64(6) {
+		// A power cut: under "always" only synced data is promised.
+		cases = append(cases, crashCase{fmt.Sprint("always/power-cut/seed", seed), "always", vfs.CrashOptions{UnsyncedDataPercent: 50, Seed: seed}})
+	}
+	for _, policy := range []string{"interval", "never"} {
+		// kill -9: written data survives, so written is enough.
+		cases = append(cases, crashCase{policy + "/kill", policy, vfs.CrashOptions{KeepAllUnsynced: true}})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fs := vfs.NewMem()
-			m := openMem(t, fs, "always")
+			m := openMem(t, fs, tc.policy)
 			q := mustCreate(t, m, Config{Name: "c", VisibilityTimeout: time.Hour})
 			ctx := context.Background()
 
@@ -212,7 +226,7 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 				}
 			}
 			wantGone := maps.Clone(deleted)
-			crashed = fs.CrashClone(vfs.CrashOptions{UnsyncedDataPercent: 50, Seed: seed})
+			crashed = fs.CrashClone(tc.crash)
 			mu.Unlock()
 			close(stop)
 			wg.Wait()
@@ -221,7 +235,7 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 				t.Fatalf("workload too small: %d present, %d deleted", len(wantPresent), len(wantGone))
 			}
 
-			m2 := openMem(t, crashed, "always")
+			m2 := openMem(t, crashed, tc.policy)
 			defer m2.Close()
 			q2, err := m2.Get("c")
 			if err != nil {
@@ -357,4 +371,52 @@ func TestCompactionKeepsState(t *testing.T) {
 	wantStats(t, q2, 20, 1, 0) // d0 was deleted but is still a duplicate
 	mustDo(t, q2.Delete(ctx, inflight[0].ReceiptHandle))
 	wantStats(t, q2, 20, 0, 0)
+}
+
+// TestBackgroundCompaction: the flusher rewrites a journal that has grown
+// well past its live data, and the rewritten journal reopens to the same
+// state.
+func TestBackgroundCompaction(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := vfs.NewMem()
+		m := openMem(t, fs, "interval")
+		m.compactMinBytes = 8 << 10
+		q := mustCreate(t, m, Config{Name: "bg"})
+		ctx := context.Background()
+		var peak int64
+		for i := range 100 {
+			sendBodies(t, q, fmtBodies(fmt.Sprint("batch", i), 10)...)
+			msgs := receive(t, q, 10, time.Minute)
+			handles := make([]string, len(msgs))
+			for j, msg := range msgs {
+				handles[j] = msg.ReceiptHandle
+			}
+			if i%10 == 9 {
+				handles = handles[1:] // keep one in flight per 10 batches
+			}
+			for _, err := range q.DeleteBatch(ctx, handles) {
+				mustDo(t, err)
+			}
+			q.flushMu.Lock()
+			peak = max(peak, q.fileSize)
+			q.flushMu.Unlock()
+		}
+		time.Sleep(50 * time.Millisecond) // a few flusher ticks
+		q.flushMu.Lock()
+		size := q.fileSize
+		q.flushMu.Unlock()
+		if size >= 8<<10 || size >= peak {
+			t.Fatalf("journal not compacted: %d bytes now, peak %d", size, peak)
+		}
+		wantStats(t, q, 0, 10, 0)
+		mustDo(t, m.Close())
+		m2 := openMem(t, fs, "interval")
+		defer m2.Close()
+		q2, _ := m2.Get("bg")
+		wantStats(t, q2, 0, 10, 0)
+		time.Sleep(time.Minute)
+		if got := receive(t, q2, 10, time.Minute); len(got) != 10 || got[0].ReceiveCount != 2 {
+			t.Fatalf("after reopen: %d messages", len(got))
+		}
+	})
 }

@@ -96,7 +96,7 @@ func (q *Queue) background(syncInterval bool) {
 			return
 		}
 	}
-	if q.fileSize > compactMinBytes && q.fileSize > compactRatio*live {
+	if q.fileSize > q.m.compactMinBytes && q.fileSize > compactRatio*live {
 		if err := q.compactLocked(); err != nil {
 			q.m.log.Warn("queue journal compaction failed; will retry", "queue", q.name, "error", err)
 		}

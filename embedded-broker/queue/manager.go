@@ -47,6 +47,8 @@ type Manager struct {
 	syncAlways bool
 	syncPeriod bool
 	interval   time.Duration
+	// compactMinBytes is compactMinBytes, lowered by tests.
+	compactMinBytes int64
 
 	// mu serializes Create, Delete and Close. Readers use the copy-on-write
 	// map in queues, so the hot paths (Get, and the dead-letter check under
@@ -69,7 +71,7 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("open queues: %w: Dir is required", ErrInvalidParameter)
 	}
-	m := &Manager{dir: opts.Dir, fs: opts.FS, log: opts.Logger, now: opts.Now, interval: opts.FsyncInterval, stop: make(chan struct{})}
+	m := &Manager{dir: opts.Dir, fs: opts.FS, log: opts.Logger, now: opts.Now, interval: opts.FsyncInterval, stop: make(chan struct{}), compactMinBytes: compactMinBytes}
 	if m.fs == nil {
 		m.fs = vfs.Default
 	}

@@ -520,13 +520,15 @@ func (q *Queue) takeWaitersLocked(n int) []*waiter {
 	return out
 }
 
-func (q *Queue) removeWaiterLocked(w *waiter) {
+// removeWaiterLocked unregisters w and reports whether it was registered.
+func (q *Queue) removeWaiterLocked(w *waiter) bool {
 	for i, other := range q.waiters {
 		if other == w {
 			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // wakeAll signals waiters; each channel has room for one signal, so the

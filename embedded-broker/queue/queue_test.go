@@ -498,6 +498,21 @@ func TestLongPoll(t *testing.T) {
 			wantWake: 2 * time.Second, wantN: 1,
 		},
 		{
+			name: "wakes on a shortened visibility timeout",
+			prepare: func(t *testing.T, q *Queue) {
+				sendBodies(t, q, "x")
+				msg := receive(t, q, 1, time.Minute)[0]
+				go func() {
+					time.Sleep(2 * time.Second)
+					if err := q.ChangeVisibility(context.Background(), msg.ReceiptHandle, 3*time.Second); err != nil {
+						panic(err)
+					}
+				}()
+			},
+			trigger:  func(*testing.T, *Queue) {},
+			wantWake: 5 * time.Second, wantN: 1,
+		},
+		{
 			name: "wakes on delay end",
 			prepare: func(t *testing.T, q *Queue) {
 				mustSend(t, q, SendInput{Body: []byte("x"), Delay: 4 * time.Second, HasDelay: true})
@@ -613,5 +628,97 @@ func TestQueueDefaultWait(t *testing.T) {
 		if got, err := q.Receive(context.Background(), 1, -1, -1); err != nil || len(got) != 0 || time.Since(start) != 5*time.Second {
 			t.Fatalf("default wait: %v, %v after %v", got, err, time.Since(start))
 		}
+	})
+}
+
+// TestCancelledWaiterPassesItsWakeOn: a receiver picked to wake for a new
+// message but leaving at that moment (its ctx ended) must pass the wake-up
+// on, or the message would wait for another parked receiver's timeout. The
+// leaving receiver is simulated with its waiter, for a deterministic race.
+func TestCancelledWaiterPassesItsWakeOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "pass"})
+		leaving := &waiter{ch: make(chan struct{}, 1)}
+		q.mu.Lock()
+		q.waiters = append(q.waiters, leaving) // first in line to be woken
+		q.mu.Unlock()
+		type result struct {
+			n       int
+			elapsed time.Duration
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			msgs, _ := q.Receive(context.Background(), 1, time.Minute, 20*time.Second)
+			done <- result{len(msgs), time.Since(start)}
+		}()
+		synctest.Wait()
+		sendBodies(t, q, "x")
+		select {
+		case <-leaving.ch:
+		default:
+			t.Fatal("the first waiter was not the one woken")
+		}
+		q.dropWaiter(leaving)
+		if r := <-done; r.n != 1 || r.elapsed != 0 {
+			t.Fatalf("the wake-up was not passed on: the parked receiver got %d after %v", r.n, r.elapsed)
+		}
+	})
+}
+
+func TestFIFODeadLetterKeepsGroupOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		dlq := mustCreate(t, m, Config{Name: "dlq.fifo", FIFO: true})
+		q := mustCreate(t, m, Config{Name: "src.fifo", FIFO: true, ContentBasedDeduplication: true, DeadLetterQueue: "dlq.fifo", MaxReceiveCount: 1})
+		mustSend(t, q, SendInput{Body: []byte("g1"), GroupID: "g"}, SendInput{Body: []byte("g2"), GroupID: "g"})
+		first := receive(t, q, 1, time.Second)
+		if !slices.Equal(bodies(first), []string{"g1"}) {
+			t.Fatalf("first = %v", bodies(first))
+		}
+		time.Sleep(time.Second)
+		// g1 exceeded its receives: it moves, and g2 is next in order.
+		got := receive(t, q, 10, time.Minute)
+		if !slices.Equal(bodies(got), []string{"g2"}) {
+			t.Fatalf("after the move = %v", bodies(got))
+		}
+		dead := receive(t, dlq, 10, time.Minute)
+		if len(dead) != 1 || string(dead[0].Body) != "g1" || dead[0].GroupID != "g" || dead[0].DeadLetterSource != "src.fifo" {
+			t.Fatalf("dlq = %+v", dead)
+		}
+	})
+}
+
+func TestMissingDeadLetterQueueKeepsDelivering(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "src", DeadLetterQueue: "absent", MaxReceiveCount: 1})
+		sendBodies(t, q, "x")
+		receive(t, q, 1, time.Second)
+		time.Sleep(time.Second)
+		if got := receive(t, q, 1, time.Second); len(got) != 1 || got[0].ReceiveCount != 2 {
+			t.Fatalf("without its DLQ the message must stay deliverable: %+v", got)
+		}
+	})
+}
+
+func TestRedriveCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		dlq := mustCreate(t, m, Config{Name: "dlq"})
+		mustCreate(t, m, Config{Name: "dest"})
+		sendBodies(t, dlq, fmtBodies("m", 5)...)
+		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+		defer cancel()
+		n, err := m.Redrive(ctx, "dlq", "dest", 0, 1)
+		if !errors.Is(err, context.DeadlineExceeded) || n != 3 {
+			t.Fatalf("Redrive = %d, %v; want 3 moved (at 0s, 1s, 2s) and the deadline", n, err)
+		}
+		wantStats(t, dlq, 2, 0, 0) // the batch taken at cancel went back
 	})
 }

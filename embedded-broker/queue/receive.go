@@ -83,10 +83,18 @@ func (q *Queue) Receive(ctx context.Context, max int, visibility, wait time.Dura
 	}
 }
 
+// dropWaiter unregisters a receiver that is leaving without messages. If
+// it had already been picked to wake (so it is no longer registered), the
+// wake-up is passed on: the message that caused it is still there, and
+// another parked receiver should get it now rather than at its timeout.
 func (q *Queue) dropWaiter(w *waiter) {
 	q.mu.Lock()
-	q.removeWaiterLocked(w)
+	var wake []*waiter
+	if !q.removeWaiterLocked(w) {
+		wake = q.takeWaitersLocked(1)
+	}
 	q.mu.Unlock()
+	wakeAll(wake)
 }
 
 // tryReceive takes what is receivable now. When it takes nothing it
