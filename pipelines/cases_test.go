@@ -49,6 +49,7 @@ func TestRunCasesGolden(t *testing.T) {
 		wantErr              bool
 	}{
 		{"failing", 2, 6, false},
+		{"coordinates", 3, 0, false},
 		{"invalid", 0, 0, true},
 		{"unknown-key", 0, 0, true},
 	}

@@ -2,8 +2,11 @@ package pipelines
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/bridgeio/bridge/event"
@@ -182,5 +185,38 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse("spec.yaml", data, testEnv); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEvaluateConcurrent shares one Plan between goroutines, each with its
+// own Env, as the engine does (run with -race).
+func TestEvaluateConcurrent(t *testing.T) {
+	t.Parallel()
+	plan := mustParse(t, routingDoc)
+	p := plan.Pipelines[1]
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			env := rules.NewEnv()
+			for i := range 200 {
+				amount := (g*200 + i) % 300
+				ev := &event.Event{Value: []byte(`{"kind":"order","region":"eu","amount":` + strconv.Itoa(amount) + `}`)}
+				routes, err := Evaluate(p, env, ev)
+				want := 2
+				if amount > 100 {
+					want = 3
+				}
+				if err != nil || len(routes) != want {
+					errs <- fmt.Errorf("amount %d: %d routes, err %v", amount, len(routes), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
