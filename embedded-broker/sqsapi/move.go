@@ -50,6 +50,7 @@ type moveTasks struct {
 	mu       sync.Mutex
 	byHandle map[string]*moveTask
 	bySource map[string][]*moveTask // newest last
+	closed   bool                   // set by Server.Close: no new tasks
 }
 
 type startMessageMoveTaskRequest struct {
@@ -95,11 +96,10 @@ func (s *Server) startMessageMoveTask(_ context.Context, body, out []byte) ([]by
 		handle: newTaskHandle(), source: source, dest: dest, rate: rate,
 		toMove: int64(src.Stats().Visible), started: s.now(), cancel: cancel, status: taskRunning,
 	}
-	if apiErr := s.tasks.add(t); apiErr != nil {
+	if apiErr := s.tasks.add(t, &s.wg, func() { s.runMoveTask(ctx, t) }); apiErr != nil {
 		cancel()
 		return out, apiErr
 	}
-	s.wg.Go(func() { s.runMoveTask(ctx, t) })
 	return encode(out, struct{ TaskHandle string }{t.handle})
 }
 
@@ -109,9 +109,14 @@ func newTaskHandle() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (ts *moveTasks) add(t *moveTask) *apiError {
+// add registers t and starts run in wg. Starting under ts.mu, after the
+// closed check, means no goroutine is added to wg once Close began waiting.
+func (ts *moveTasks) add(t *moveTask, wg *sync.WaitGroup, run func()) *apiError {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if ts.closed {
+		return newError(kindInternal, "The server is shutting down.")
+	}
 	if ts.bySource == nil {
 		ts.bySource = make(map[string][]*moveTask)
 	}
@@ -128,6 +133,7 @@ func (ts *moveTasks) add(t *moveTask) *apiError {
 	}
 	ts.bySource[t.source] = list
 	ts.byHandle[t.handle] = t
+	wg.Go(run)
 	return nil
 }
 

@@ -163,3 +163,16 @@ func checkWellFormed(t *testing.T, action string, w *httptest.ResponseRecorder) 
 		t.Fatalf("%s: query error header %q", action, q)
 	}
 }
+
+func TestLongPollEndsWhenClientGoesAway(t *testing.T) {
+	s, m := newRawServer(t)
+	if _, err := m.Create(defaultConfig("idle")); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	start := time.Now()
+	// rawCall's request context ends after 50 ms, as a disconnect does.
+	w := rawCall(t, s, http.MethodPost, "ReceiveMessage", []byte(`{"QueueUrl":"idle","WaitTimeSeconds":20}`))
+	if w.Code != 200 || w.Body.String() != `{"Messages":[]}` || time.Since(start) > 5*time.Second {
+		t.Fatalf("%d %s after %v; want an empty answer well before the 20 s wait", w.Code, w.Body, time.Since(start))
+	}
+}

@@ -2,10 +2,12 @@ package sqsapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -875,5 +877,134 @@ func TestZeroVisibilityTimeoutQueue(t *testing.T) {
 		if err != nil || len(r.Messages) != 1 || r.Messages[0].Attributes["ApproximateReceiveCount"] != strconv.Itoa(i) {
 			t.Fatalf("receive %d = %+v, %v; want the message back at once", i, r, err)
 		}
+	}
+}
+
+func TestMoveTaskCancelAndServerClose(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	dlqURL := e.createQueue("slow-dlq", nil)
+	e.createQueue("slow", map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"` + e.arn("slow-dlq") + `","maxReceiveCount":1}`})
+	for i := range 5 {
+		if _, err := e.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(dlqURL), MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
+			t.Fatalf("SendMessage: %v", err)
+		}
+	}
+	e.createQueue("elsewhere", nil)
+	// One message per second: the task is still running when cancelled.
+	task, err := e.client.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(e.arn("slow-dlq")), DestinationArn: aws.String(e.arn("elsewhere")), MaxNumberOfMessagesPerSecond: aws.Int32(1)})
+	if err != nil {
+		t.Fatalf("StartMessageMoveTask: %v", err)
+	}
+	if _, err := e.client.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(e.arn("slow-dlq"))}); errorCode(err) != "AWS.SimpleQueueService.UnsupportedOperation" {
+		t.Fatalf("second task on a busy source: %v", err)
+	}
+	list, err := e.client.ListMessageMoveTasks(ctx, &sqs.ListMessageMoveTasksInput{SourceArn: aws.String(e.arn("slow-dlq")), MaxResults: aws.Int32(10)})
+	if err != nil || len(list.Results) != 1 || aws.ToString(list.Results[0].Status) != "RUNNING" || aws.ToString(list.Results[0].TaskHandle) != aws.ToString(task.TaskHandle) ||
+		aws.ToString(list.Results[0].DestinationArn) != e.arn("elsewhere") || aws.ToInt32(list.Results[0].MaxNumberOfMessagesPerSecond) != 1 {
+		t.Fatalf("ListMessageMoveTasks = %+v, %v", list, err)
+	}
+	if _, err := e.client.CancelMessageMoveTask(ctx, &sqs.CancelMessageMoveTaskInput{TaskHandle: task.TaskHandle}); err != nil {
+		t.Fatalf("CancelMessageMoveTask: %v", err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		list, err := e.client.ListMessageMoveTasks(ctx, &sqs.ListMessageMoveTasksInput{SourceArn: aws.String(e.arn("slow-dlq"))})
+		if err != nil {
+			return err
+		}
+		if got := aws.ToString(list.Results[0].Status); got != "CANCELLED" {
+			return fmt.Errorf("status %s", got)
+		}
+		return nil
+	})
+	moved := e.queueStats("elsewhere").Visible
+	if left := e.queueStats("slow-dlq").Visible; moved+left != 5 || moved >= 5 {
+		t.Fatalf("after cancel: %d moved, %d left; want some left and none lost", moved, left)
+	}
+
+	// A task still running when the server closes is stopped by Close.
+	if _, err := e.client.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(e.arn("slow-dlq")), DestinationArn: aws.String(e.arn("elsewhere")), MaxNumberOfMessagesPerSecond: aws.Int32(1)}); err != nil {
+		t.Fatalf("StartMessageMoveTask: %v", err)
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.server.Close(closeCtx); err != nil {
+		t.Fatalf("Close with a running task: %v", err)
+	}
+	if err := e.server.Close(closeCtx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if total := e.queueStats("elsewhere").Visible + e.queueStats("slow-dlq").Visible; total != 5 {
+		t.Fatalf("messages after close: %d, want 5", total)
+	}
+}
+
+func TestConcurrentClientsExactlyOnceDelete(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	url := e.createQueue("busy", nil)
+	const producers, perProducer, consumers = 4, 100, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, producers+consumers)
+	for p := range producers {
+		wg.Go(func() {
+			for i := 0; i < perProducer; i += 10 {
+				var entries []types.SendMessageBatchRequestEntry
+				for j := range 10 {
+					entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("e", j)), MessageBody: aws.String(fmt.Sprintf("p%d-%d", p, i+j))})
+				}
+				out, err := e.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+				if err != nil || len(out.Failed) != 0 {
+					errs <- fmt.Errorf("send: %v %+v", err, out)
+					return
+				}
+			}
+		})
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for range consumers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				done := len(seen) == producers*perProducer
+				mu.Unlock()
+				if done {
+					return
+				}
+				out, err := e.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+				if err != nil {
+					errs <- err
+					return
+				}
+				var del []types.DeleteMessageBatchRequestEntry
+				for i, m := range out.Messages {
+					mu.Lock()
+					seen[aws.ToString(m.Body)]++
+					mu.Unlock()
+					del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("d", i)), ReceiptHandle: m.ReceiptHandle})
+				}
+				if len(del) == 0 {
+					continue
+				}
+				if res, err := e.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: del}); err != nil || len(res.Failed) != 0 {
+					errs <- fmt.Errorf("delete: %v %+v", err, res)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for body, n := range seen {
+		if n != 1 {
+			t.Errorf("%s received %d times", body, n)
+		}
+	}
+	if len(seen) != producers*perProducer {
+		t.Fatalf("received %d distinct messages, want %d", len(seen), producers*perProducer)
 	}
 }

@@ -107,6 +107,9 @@ func New(m Manager, opts Options) *Server {
 // Close cancels running message move tasks and waits for them, bounded by
 // ctx. It is idempotent. It does not close the Manager, which the caller owns.
 func (s *Server) Close(ctx context.Context) error {
+	s.tasks.mu.Lock()
+	s.tasks.closed = true
+	s.tasks.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
