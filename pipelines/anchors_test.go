@@ -15,8 +15,8 @@ func TestAnchorsAndMergeKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := plan.Config.Broker.Queues
-	for _, name := range []string{"work-a", "work-b", "work-c"} {
-		if q[name].VisibilityTimeout != Duration(45*time.Second) || q[name].DeadLetterQueue != "dlq" {
+	for name, visibility := range map[string]time.Duration{"work-a": 45 * time.Second, "work-b": 45 * time.Second, "work-c": time.Minute} {
+		if q[name].VisibilityTimeout != Duration(visibility) || q[name].DeadLetterQueue != "dlq" || q[name].MaxReceiveCount != 3 {
 			t.Errorf("%s = %+v", name, q[name])
 		}
 	}

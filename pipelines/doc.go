@@ -7,7 +7,8 @@
 // Parse (and Load) go through fixed stages:
 //
 //  1. ${VAR} and ${VAR:-default} are replaced from the environment, $$ is a
-//     literal $, and lines that are YAML comments are left alone. A default
+//     literal $, and lines that are YAML comments are left alone (a comment
+//     after a value on the same line is not: write $$ there). A default
 //     applies when VAR is unset or empty, as in POSIX shells.
 //  2. The text is parsed once into a yaml.Node tree, which indexes every
 //     field path ("pipelines[0].routes[1].to.exchange") to its line and

@@ -145,7 +145,7 @@ func (ix *index) fieldOnLine(line int) (string, Pos) {
 		if n == nil || n.Line != line {
 			continue
 		}
-		if best == "" || n.Column < bestPos.Col || (n.Column == bestPos.Col && len(path) > len(best)) {
+		if best == "" || n.Column < bestPos.Col || (n.Column == bestPos.Col && path < best) {
 			best, bestPos = path, ix.nodePos(n)
 		}
 	}
@@ -182,7 +182,7 @@ func (ix *index) scalarAt(line, col int) string {
 		if n == nil || n.Kind != yaml.ScalarNode || n.Line != line || n.Column > col {
 			continue
 		}
-		if n.Column > bestCol {
+		if n.Column > bestCol || (n.Column == bestCol && path < best) {
 			best, bestCol = path, n.Column
 		}
 	}

@@ -39,8 +39,16 @@ func checkSchema(ix *index, path string, n *yaml.Node, t reflect.Type) []*FieldE
 			return wrongKind(ix, path, n, "a mapping of names")
 		}
 		var errs []*FieldError
-		eachPair(n, func(k, v *yaml.Node) {
-			errs = append(errs, checkSchema(ix, joinKey(path, k.Value), v, t.Elem())...)
+		seen := map[string]*yaml.Node{}
+		eachPair(n, func(k, v *yaml.Node, merged bool) {
+			p := joinKey(path, k.Value)
+			if first := seen[k.Value]; first != nil && !merged {
+				errs = append(errs, &FieldError{Pos: ix.nodePos(k), Field: p,
+					Err: errf(ErrDuplicate, "%q is already defined at line %d", k.Value, first.Line)})
+				return
+			}
+			seen[k.Value] = k
+			errs = append(errs, checkSchema(ix, p, v, t.Elem())...)
 		})
 		return errs
 	case reflect.Slice:
@@ -93,7 +101,7 @@ func checkStruct(ix *index, path string, n *yaml.Node, t reflect.Type) []*FieldE
 	slices.Sort(names)
 	var errs []*FieldError
 	seen := map[string]*yaml.Node{}
-	eachPair(n, func(k, v *yaml.Node) {
+	eachPair(n, func(k, v *yaml.Node, merged bool) {
 		p := joinKey(path, k.Value)
 		ft, ok := fields[k.Value]
 		switch {
@@ -101,7 +109,7 @@ func checkStruct(ix *index, path string, n *yaml.Node, t reflect.Type) []*FieldE
 			errs = append(errs, &FieldError{Pos: ix.nodePos(k), Field: p,
 				Err: errf(ErrUnknownField, "unknown field %q%s", k.Value, suggest(k.Value, names))})
 			return
-		case seen[k.Value] != nil:
+		case seen[k.Value] != nil && !merged:
 			errs = append(errs, &FieldError{Pos: ix.nodePos(k), Field: p,
 				Err: errf(ErrDuplicate, "%q is already set at line %d", k.Value, seen[k.Value].Line)})
 			return
@@ -113,19 +121,35 @@ func checkStruct(ix *index, path string, n *yaml.Node, t reflect.Type) []*FieldE
 }
 
 // eachPair calls fn for every key/value of a mapping, with "<<" merges
-// expanded the way the decoder applies them.
-func eachPair(n *yaml.Node, fn func(k, v *yaml.Node)) {
+// expanded the way the decoder applies them: a key written in the mapping
+// itself overrides a merged one, and an earlier merge source wins over a
+// later one. merged tells fn the pair came from a merge, so a duplicate
+// check applies only to keys written side by side.
+func eachPair(n *yaml.Node, fn func(k, v *yaml.Node, merged bool)) {
+	direct := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Tag != "!!merge" {
+			direct[k.Value] = true
+		}
+	}
+	fromMerge := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Value == "<<" && k.Tag == "!!merge" {
 			for _, m := range mergeSources(v) {
-				if m.Kind == yaml.MappingNode {
-					eachPair(m, fn)
+				if m.Kind != yaml.MappingNode {
+					continue
 				}
+				eachPair(m, func(mk, mv *yaml.Node, _ bool) {
+					if !direct[mk.Value] && !fromMerge[mk.Value] {
+						fromMerge[mk.Value] = true
+						fn(mk, mv, true)
+					}
+				})
 			}
 			continue
 		}
-		fn(k, v)
+		fn(k, v, false)
 	}
 }
 
