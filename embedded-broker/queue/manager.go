@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -175,7 +176,8 @@ func (m *Manager) readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	data := make([]byte, info.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && len(data) > 0 {
+	// ReaderAt may report io.EOF along with a full read.
+	if n, err := f.ReadAt(data, 0); err != nil && (n != len(data) || !errors.Is(err, io.EOF)) {
 		return nil, err
 	}
 	return data, nil

@@ -68,9 +68,8 @@ type readyEntry struct {
 	tick uint32
 }
 
-// group is a FIFO message group: its stored messages in seq order, the
-// in-flight ones first. It is receivable when nothing of it is in flight
-// and its head is visible.
+// group is a FIFO message group: its stored messages in seq order. It is
+// receivable when nothing of it is in flight and its head is visible.
 type group struct {
 	id       string
 	msgs     []*message

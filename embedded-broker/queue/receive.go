@@ -166,8 +166,8 @@ func (q *Queue) takeGroupsLocked(max int, take func(*message) bool, taken func()
 		if g.inflight > 0 || len(g.msgs) == 0 || q.groups[g.id] != g {
 			continue
 		}
-		// In-flight messages come first in g.msgs and there are none, so
-		// the visible prefix is the group's next messages in order.
+		// Nothing of g is in flight, so its visible prefix is the group's
+		// next messages in order (a delayed head stops the take).
 		for i := 0; i < len(g.msgs) && taken() < max; {
 			m := g.msgs[i]
 			if m.state != stateVisible {
