@@ -648,6 +648,10 @@ func TestFIFOOrderAndDedup(t *testing.T) {
 	if aws.ToString(dup.MessageId) != aws.ToString(first.MessageId) || aws.ToString(first.SequenceNumber) == "" {
 		t.Fatalf("duplicate id %s, original %s (seq %s)", aws.ToString(dup.MessageId), aws.ToString(first.MessageId), aws.ToString(first.SequenceNumber))
 	}
+	attrs, err := e.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"All"}})
+	if err != nil || attrs.Attributes["FifoQueue"] != "true" || attrs.Attributes["ContentBasedDeduplication"] != "true" || attrs.Attributes["ApproximateNumberOfMessages"] != "3" {
+		t.Fatalf("FIFO attributes %v, %v", attrs, err)
+	}
 	send("g1", "a3", "explicit")
 	send("g1", "a3-again", "explicit") // same explicit id: deduplicated
 
@@ -704,7 +708,7 @@ func TestFIFOOrderAndDedup(t *testing.T) {
 		})
 	}
 	noDedup := e.createQueue("strict.fifo", map[string]string{"FifoQueue": "true"})
-	_, err := e.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(noDedup), MessageBody: aws.String("x"), MessageGroupId: aws.String("g")})
+	_, err = e.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(noDedup), MessageBody: aws.String("x"), MessageGroupId: aws.String("g")})
 	if errorCode(err) != "InvalidParameterValue" {
 		t.Fatalf("send without dedup id to a queue without content dedup: %v", err)
 	}

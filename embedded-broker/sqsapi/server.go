@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -86,6 +87,7 @@ func New(m Manager, opts Options) *Server {
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
 	}
+	opts.Addr = advertisedAddr(opts.Addr)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -248,6 +250,19 @@ func encode(out []byte, v any) ([]byte, *apiError) {
 		return out, newError(kindInternal, "encoding the response failed: %v", err)
 	}
 	return append(out, b...), nil
+}
+
+// advertisedAddr turns a listen address into one a client can dial: a
+// listener on ":9324" or "0.0.0.0:9324" is reached at "localhost:9324".
+func advertisedAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("localhost", port)
+	}
+	return addr
 }
 
 // queueURL is the URL the server hands out for a queue name.

@@ -238,3 +238,20 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+func TestAdvertisedAddr(t *testing.T) {
+	tests := map[string]string{
+		":9324":          "localhost:9324",
+		"0.0.0.0:9324":   "localhost:9324",
+		"[::]:9324":      "localhost:9324",
+		"127.0.0.1:9324": "127.0.0.1:9324",
+		"sqs.local:80":   "sqs.local:80",
+		"no-port-at-all": "no-port-at-all",
+		"[::1]:9324":     "[::1]:9324",
+	}
+	for in, want := range tests {
+		if got := advertisedAddr(in); got != want {
+			t.Errorf("advertisedAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
