@@ -140,6 +140,8 @@ func (q *Queue) Stats() Stats {
 
 // SetConfig replaces the queue's attributes (zero fields take defaults).
 // Name and FIFO cannot change. It returns once the change is durable.
+// Config reports a stored zero visibility timeout as 0, which SetConfig
+// reads as "default": pass a negative VisibilityTimeout to keep zero.
 func (q *Queue) SetConfig(cfg Config) error {
 	cfg = cfg.withDefaults()
 	if cfg.Name != q.name || cfg.FIFO != q.fifo {
@@ -222,6 +224,13 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 	}
 	if size := messageSize(in.Body, in.Attributes); size > cfg.MaxMessageSize {
 		res.Err = fmt.Errorf("send to %s: %w: %d bytes > %d", q.name, ErrMessageTooLarge, size, cfg.MaxMessageSize)
+		return false
+	}
+	// System attributes do not count toward MaxMessageSize (as in SQS), but
+	// the journal bounds a record; an over-long one would read back as
+	// corruption, so refuse it here.
+	if messageSize(in.Body, in.Attributes)+messageSize(nil, in.SystemAttributes)+len(in.GroupID)+len(in.DedupID)+recordSlack > maxRecordLength {
+		res.Err = fmt.Errorf("send to %s: %w: message with system attributes exceeds %d bytes", q.name, ErrMessageTooLarge, maxRecordLength-recordSlack)
 		return false
 	}
 	delay := cfg.Delay

@@ -295,6 +295,7 @@ func TestSendValidation(t *testing.T) {
 		{name: "attributes count toward size", cfg: Config{Name: "s", MaxMessageSize: 1024}, in: SendInput{Body: big[:1000], Attributes: []Attribute{{Name: "n", DataType: "String", Value: big[:20]}}}, wantErr: ErrMessageTooLarge},
 		{name: "exactly the limit", cfg: Config{Name: "s", MaxMessageSize: 1024}, in: SendInput{Body: big[:1000], Attributes: []Attribute{{Name: "n", DataType: "String", Value: big[:17]}}}},
 		{name: "empty body", cfg: Config{Name: "s"}, in: SendInput{}, wantErr: ErrInvalidParameter},
+		{name: "system attributes past the record bound", cfg: Config{Name: "s"}, in: SendInput{Body: []byte("x"), SystemAttributes: []Attribute{{Name: "AWSTraceHeader", DataType: "String", Value: make([]byte, maxRecordLength)}}}, wantErr: ErrMessageTooLarge},
 		{name: "dedup id on a standard queue", cfg: Config{Name: "s"}, in: SendInput{Body: []byte("x"), DedupID: "d"}, wantErr: ErrInvalidParameter},
 		{name: "fifo without group", cfg: Config{Name: "s.fifo", FIFO: true, ContentBasedDeduplication: true}, in: SendInput{Body: []byte("x")}, wantErr: ErrInvalidParameter},
 		{name: "fifo without dedup id", cfg: Config{Name: "s.fifo", FIFO: true}, in: SendInput{Body: []byte("x"), GroupID: "g"}, wantErr: ErrInvalidParameter},

@@ -37,6 +37,9 @@ const (
 	// maxRecordLength bounds a record so a corrupt length cannot make
 	// replay allocate gigabytes: a 1 MiB body plus attributes fits well.
 	maxRecordLength = 4 << 20
+	// recordSlack bounds a put record's framing and fixed fields (varints,
+	// the message id, name lengths) beyond its variable-length contents.
+	recordSlack = 64 << 10
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
