@@ -131,8 +131,8 @@ func (l *Log) appendTo(ctx context.Context, p *partition, evs []event.Event, idx
 // encodeAndSubmit encodes before taking any lock (the expensive part runs
 // in parallel across appenders) and then queues the batch.
 func (l *Log) encodeAndSubmit(p *partition, evs []event.Event, idx []int32) (int64, *commitGroup, error) {
-	if err := ctxErrOrClosed(l); err != nil {
-		return 0, nil, err
+	if l.closing.Load() {
+		return 0, nil, ErrClosed
 	}
 	bufp := encodeBufs.Get().(*[]byte)
 	enc, info := appendBatch((*bufp)[:0], evs, idx, l.now().UnixMilli())
@@ -147,13 +147,6 @@ func (l *Log) encodeAndSubmit(p *partition, evs []event.Event, idx []int32) (int
 		return 0, nil, fmt.Errorf("%w: %d bytes", ErrBatchTooLarge, len(enc))
 	}
 	return p.submit(enc, info)
-}
-
-func ctxErrOrClosed(l *Log) error {
-	if l.closing.Load() {
-		return ErrClosed
-	}
-	return nil
 }
 
 // Read returns events starting at offset from without waiting: at most

@@ -113,9 +113,13 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu          sync.RWMutex // guards topics; taken before any partition.mu
-	topics      map[string]*topic
-	truncations []Truncation
+	mu     sync.RWMutex // guards topics; taken before any partition.mu
+	topics map[string]*topic
+
+	// truncationsMu has its own lock: recovery records cuts while
+	// CreateTopic holds mu.
+	truncationsMu sync.Mutex
+	truncations   []Truncation
 
 	checkpoints *checkpointStore
 	stop        chan struct{} // closed by Close: flushers, ticker and retention exit
@@ -169,6 +173,9 @@ func Open(opts Options) (*Log, error) {
 		stop:   make(chan struct{}),
 	}
 	if err := l.fs.MkdirAll(l.topicsDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("commitlog: open %s: %w", opts.Dir, err)
+	}
+	if err := l.fs.SyncDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("commitlog: open %s: %w", opts.Dir, err)
 	}
 	names, err := l.fs.List(l.topicsDir())
@@ -236,15 +243,15 @@ func (l *Log) startFlushers(t *topic) {
 }
 
 func (l *Log) recordTruncation(t Truncation) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.truncationsMu.Lock()
+	defer l.truncationsMu.Unlock()
 	l.truncations = append(l.truncations, t)
 }
 
 // Truncations returns what recovery cut when this Log was opened.
 func (l *Log) Truncations() []Truncation {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.truncationsMu.Lock()
+	defer l.truncationsMu.Unlock()
 	return slices.Clone(l.truncations)
 }
 
@@ -374,6 +381,9 @@ func (l *Log) CreateTopic(name string, partitions int) error {
 	for i := range partitions {
 		p, err := l.openPartition(name, int32(i), filepath.Join(dir, fmt.Sprint(i)))
 		if err != nil {
+			for _, p := range t.partitions {
+				p.closeFiles()
+			}
 			return fmt.Errorf("commitlog: create topic %s: %w", name, err)
 		}
 		t.partitions = append(t.partitions, p)
