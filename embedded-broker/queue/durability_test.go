@@ -420,3 +420,40 @@ func TestBackgroundCompaction(t *testing.T) {
 		}
 	})
 }
+
+// TestMovesAreDurable: a dead-lettered message, and a redriven one, are
+// durable in their new queue once the move returns, and gone from the old
+// one, even after a power cut that drops every unsynced byte.
+func TestMovesAreDurable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := vfs.NewMem()
+		m := openMem(t, fs, "always")
+		defer m.Close()
+		mustCreate(t, m, Config{Name: "dlq"})
+		q := mustCreate(t, m, Config{Name: "src", DeadLetterQueue: "dlq", MaxReceiveCount: 1})
+		sendBodies(t, q, "poison")
+		receive(t, q, 1, time.Second)
+		time.Sleep(time.Second)
+		if got := receive(t, q, 1, time.Second); len(got) != 0 {
+			t.Fatalf("received past max: %v", bodies(got))
+		}
+		where := func(fs *vfs.MemFS) (src, dlq int) {
+			m2 := openMem(t, fs, "always")
+			defer m2.Close()
+			s, _ := m2.Get("src")
+			d, _ := m2.Get("dlq")
+			count := func(q *Queue) int { st := q.Stats(); return st.Visible + st.InFlight + st.Delayed }
+			return count(s), count(d)
+		}
+		if s, d := where(fs.CrashClone(vfs.CrashOptions{})); s != 0 || d != 1 {
+			t.Fatalf("after dead-lettering and a crash: src %d, dlq %d; want 0, 1", s, d)
+		}
+		n, err := m.Redrive(context.Background(), "dlq", "", 0, 0)
+		if err != nil || n != 1 {
+			t.Fatalf("redrive = %d, %v", n, err)
+		}
+		if s, d := where(fs.CrashClone(vfs.CrashOptions{})); s != 1 || d != 0 {
+			t.Fatalf("after redrive and a crash: src %d, dlq %d; want 1, 0", s, d)
+		}
+	})
+}
