@@ -217,57 +217,17 @@ func (q *Queue) Send(ctx context.Context, in []SendInput) ([]SendResult, error) 
 // sendOneLocked validates and enqueues one input; it reports whether a new
 // message became visible or delayed.
 func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendResult) bool {
-	cfg := &q.cfg
-	if len(in.Body) == 0 {
-		res.Err = fmt.Errorf("send to %s: %w: empty body", q.name, ErrInvalidParameter)
+	delay, dedupID, err := q.checkSendLocked(in, hash)
+	if err != nil {
+		res.Err = fmt.Errorf("send to %s: %w", q.name, err)
 		return false
 	}
-	if size := messageSize(in.Body, in.Attributes); size > cfg.MaxMessageSize {
-		res.Err = fmt.Errorf("send to %s: %w: %d bytes > %d", q.name, ErrMessageTooLarge, size, cfg.MaxMessageSize)
-		return false
-	}
-	// System attributes do not count toward MaxMessageSize (as in SQS), but
-	// the journal bounds a record; an over-long one would read back as
-	// corruption, so refuse it here.
-	if messageSize(in.Body, in.Attributes)+messageSize(nil, in.SystemAttributes)+len(in.GroupID)+len(in.DedupID)+recordSlack > maxRecordLength {
-		res.Err = fmt.Errorf("send to %s: %w: message with system attributes exceeds %d bytes", q.name, ErrMessageTooLarge, maxRecordLength-recordSlack)
-		return false
-	}
-	delay := cfg.Delay
-	if in.HasDelay {
-		if in.Delay < 0 || in.Delay > MaxDelay {
-			res.Err = fmt.Errorf("send to %s: %w: delay %v outside 0..%v", q.name, ErrInvalidParameter, in.Delay, MaxDelay)
-			return false
-		}
-		if q.fifo && in.Delay != 0 {
-			res.Err = fmt.Errorf("send to %s: %w: FIFO queues take no per-message delay", q.name, ErrInvalidParameter)
-			return false
-		}
-		if !q.fifo {
-			delay = in.Delay
-		}
-	}
-	dedupID := in.DedupID
 	if q.fifo {
-		if in.GroupID == "" {
-			res.Err = fmt.Errorf("send to %s: %w: a FIFO queue needs a message group id", q.name, ErrInvalidParameter)
-			return false
-		}
-		if dedupID == "" {
-			if !cfg.ContentBasedDeduplication {
-				res.Err = fmt.Errorf("send to %s: %w: a deduplication id is required without content-based deduplication", q.name, ErrInvalidParameter)
-				return false
-			}
-			dedupID = hash
-		}
 		q.pruneDedupLocked(now)
 		if prev, ok := q.dedup[dedupID]; ok {
 			res.MessageID, res.SequenceNumber = prev.id, formatSequence(prev.seq)
 			return false
 		}
-	} else if dedupID != "" {
-		res.Err = fmt.Errorf("send to %s: %w: deduplication ids need a FIFO queue", q.name, ErrInvalidParameter)
-		return false
 	}
 	body, attrs, sysAttrs := copyPayload(in)
 	m := &message{
@@ -291,6 +251,53 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 	q.insertLocked(m, now)
 	res.MessageID, res.SequenceNumber = m.id, m.sequenceNumber()
 	return true
+}
+
+// checkSendLocked validates one input against the queue's config and
+// returns its delay and deduplication id (hash under content-based
+// deduplication).
+func (q *Queue) checkSendLocked(in *SendInput, hash string) (time.Duration, string, error) {
+	cfg := &q.cfg
+	if len(in.Body) == 0 {
+		return 0, "", fmt.Errorf("%w: empty body", ErrInvalidParameter)
+	}
+	size := messageSize(in.Body, in.Attributes)
+	if size > cfg.MaxMessageSize {
+		return 0, "", fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, size, cfg.MaxMessageSize)
+	}
+	// System attributes do not count toward MaxMessageSize (as in SQS), but
+	// the journal bounds a record; an over-long one would read back as
+	// corruption, so refuse it here.
+	if size+messageSize(nil, in.SystemAttributes)+len(in.GroupID)+len(in.DedupID)+recordSlack > maxRecordLength {
+		return 0, "", fmt.Errorf("%w: message with system attributes exceeds %d bytes", ErrMessageTooLarge, maxRecordLength-recordSlack)
+	}
+	delay := cfg.Delay
+	if in.HasDelay {
+		switch {
+		case in.Delay < 0 || in.Delay > MaxDelay:
+			return 0, "", fmt.Errorf("%w: delay %v outside 0..%v", ErrInvalidParameter, in.Delay, MaxDelay)
+		case q.fifo && in.Delay != 0:
+			return 0, "", fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalidParameter)
+		case !q.fifo:
+			delay = in.Delay
+		}
+	}
+	if !q.fifo {
+		if in.DedupID != "" {
+			return 0, "", fmt.Errorf("%w: deduplication ids need a FIFO queue", ErrInvalidParameter)
+		}
+		return delay, "", nil
+	}
+	if in.GroupID == "" {
+		return 0, "", fmt.Errorf("%w: a FIFO queue needs a message group id", ErrInvalidParameter)
+	}
+	if in.DedupID != "" {
+		return delay, in.DedupID, nil
+	}
+	if !cfg.ContentBasedDeduplication {
+		return 0, "", fmt.Errorf("%w: a deduplication id is required without content-based deduplication", ErrInvalidParameter)
+	}
+	return delay, hash, nil
 }
 
 // copyPayload copies a message's bytes into one allocation: callers (the
