@@ -2,7 +2,9 @@ package commitlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +116,62 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 			}
 			if n != total {
 				t.Fatalf("reader %d saw %d events, want %d", r, n, total)
+			}
+		}
+	})
+}
+
+// TestCloseDuringAppends: appends racing Close either succeed (and are then
+// durable: a reopen reads them) or fail with ErrClosed.
+func TestCloseDuringAppends(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		opts := Options{Dir: dir, FS: fsys}
+		l, err := Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, l, "t", 1)
+		var mu sync.Mutex
+		acked := map[int64]event.Event{}
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					evs := makeEvents(fmt.Sprintf("c%d-%d", w, i), 1, 8)
+					base, err := l.AppendPartition(context.Background(), "t", 0, evs)
+					if err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("append racing Close: %v", err)
+						}
+						return
+					}
+					mu.Lock()
+					acked[base] = evs[0]
+					mu.Unlock()
+				}
+			})
+		}
+		for {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n >= 100 {
+				break
+			}
+			runtime.Gosched()
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if err := l.CreateTopic("late", 1); !errors.Is(err, ErrClosed) {
+			t.Fatalf("CreateTopic after Close: %v", err)
+		}
+		l2 := openLog(t, opts)
+		got := readAll(t, l2, "t", 0)
+		for off, ev := range acked {
+			if off >= int64(len(got)) || !sameEvent(got[off], ev) {
+				t.Fatalf("acknowledged append at %d missing after Close and reopen", off)
 			}
 		}
 	})

@@ -370,6 +370,11 @@ func (l *Log) CreateTopic(name string, partitions int) error {
 	// of one name from racing, at the cost of briefly stalling lookups.
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Checked again under the lock: Close marks partitions closed under
+	// l.mu, so a topic created after that point would never be closed.
+	if l.closing.Load() {
+		return ErrClosed
+	}
 	if t, ok := l.topics[name]; ok {
 		if len(t.partitions) != partitions {
 			return fmt.Errorf("%w: %s has %d partitions, not %d", ErrTopicExists, name, len(t.partitions), partitions)
