@@ -140,6 +140,17 @@ func FuzzRequest(f *testing.F) {
 		action := actions[int(which)%len(actions)]
 		w := rawCall(t, s, http.MethodPost, action, body)
 		checkWellFormed(t, action, w)
+		if action == "SendMessage" && w.Code == http.StatusOK {
+			// A stored message's digest is that of the body as sent.
+			var req struct{ MessageBody string }
+			var resp struct{ MD5OfMessageBody, MessageId string }
+			if json.Unmarshal(body, &req) != nil || json.Unmarshal(w.Body.Bytes(), &resp) != nil {
+				t.Fatalf("SendMessage succeeded on %q with answer %q", body, w.Body)
+			}
+			if resp.MD5OfMessageBody != md5Hex([]byte(req.MessageBody)) || resp.MessageId == "" {
+				t.Fatalf("SendMessage answer %q for body %q", w.Body, req.MessageBody)
+			}
+		}
 	})
 }
 
