@@ -313,7 +313,9 @@ func rawRound(post func(string, []byte) ([]byte, error), sendBody, receiveBody [
 	if err != nil {
 		return err
 	}
-	var got struct{ Messages []struct{ ReceiptHandle string } }
+	var got struct {
+		Messages []struct{ ReceiptHandle string }
+	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		return err
 	}
