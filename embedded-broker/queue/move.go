@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -119,11 +120,12 @@ func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
 	defer q.mu.Unlock()
 	q.advanceLocked(now)
 	var out []*message
-	for i := 0; i < q.order.len() && len(out) < n; i++ {
+	// order is sorted by seq (seqs are assigned in push order), so start
+	// past after by binary search: a redrive of a large DLQ in batches
+	// would otherwise rescan the whole queue per batch.
+	first := sort.Search(q.order.len(), func(i int) bool { return q.order.at(i).seq > after })
+	for i := first; i < q.order.len() && len(out) < n; i++ {
 		msg := q.order.at(i)
-		if msg.seq <= after {
-			continue
-		}
 		after = msg.seq
 		if msg.state != stateVisible {
 			continue
