@@ -1,0 +1,104 @@
+package commitlog
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
+)
+
+// faultyFS fails writes or syncs of segment files on demand.
+type faultyFS struct {
+	vfs.FS
+	failWrite, failSync atomic.Bool
+}
+
+type faultyFile struct {
+	vfs.File
+	fs   *faultyFS
+	name string
+}
+
+var errInjected = errors.New("injected I/O error")
+
+func (f *faultyFS) wrap(file vfs.File, name string, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &faultyFile{File: file, fs: f, name: name}, nil
+}
+
+func (f *faultyFS) Create(name string) (vfs.File, error) {
+	file, err := f.FS.Create(name)
+	return f.wrap(file, name, err)
+}
+
+func (f *faultyFS) OpenReadWrite(name string) (vfs.File, error) {
+	file, err := f.FS.OpenReadWrite(name)
+	return f.wrap(file, name, err)
+}
+
+func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fs.failWrite.Load() && strings.HasSuffix(f.name, logSuffix) {
+		return 0, errInjected
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f *faultyFile) Sync() error {
+	if f.fs.failSync.Load() && strings.HasSuffix(f.name, logSuffix) {
+		return errInjected
+	}
+	return f.File.Sync()
+}
+
+// TestWriteFailureFailsPartition: after a failed write or fsync the
+// partition refuses appends (its tail is unknown), reads of what was
+// durable still work, and a reopen recovers and accepts appends again.
+func TestWriteFailureFailsPartition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(f *faultyFS)
+	}{
+		{"write fails", func(f *faultyFS) { f.failWrite.Store(true) }},
+		{"fsync fails", func(f *faultyFS) { f.failSync.Store(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mem := vfs.NewMem()
+			fsys := &faultyFS{FS: mem}
+			opts := Options{Dir: "/d", FS: fsys}
+			l := openLog(t, opts)
+			mustCreate(t, l, "t", 2)
+			if _, err := l.AppendPartition(ctxT(t), "t", 0, makeEvents("ok", 3, 5)); err != nil {
+				t.Fatal(err)
+			}
+			tc.set(fsys)
+			if _, err := l.AppendPartition(ctxT(t), "t", 0, makeEvents("bad", 1, 5)); !errors.Is(err, errInjected) {
+				t.Fatalf("append during the fault: %v", err)
+			}
+			fsys.failWrite.Store(false)
+			fsys.failSync.Store(false)
+			if _, err := l.AppendPartition(ctxT(t), "t", 0, makeEvents("after", 1, 5)); !errors.Is(err, errInjected) {
+				t.Fatalf("append after the fault must keep failing, got %v", err)
+			}
+			if _, err := l.AppendPartition(ctxT(t), "t", 1, makeEvents("other", 1, 5)); err != nil {
+				t.Fatalf("another partition is unaffected: %v", err)
+			}
+			if evs, err := l.Read("t", 0, 0, 10, 1<<20); err != nil || len(evs) != 3 {
+				t.Fatalf("durable events after the fault: %d, %v", len(evs), err)
+			}
+			l.Close()
+			l2 := openLog(t, Options{Dir: "/d", FS: mem})
+			_, end, _ := l2.Offsets("t", 0)
+			if end < 3 {
+				t.Fatalf("reopen lost durable events: end %d", end)
+			}
+			if next, err := l2.AppendPartition(ctxT(t), "t", 0, makeEvents("new", 1, 5)); err != nil || next != end {
+				t.Fatalf("append after reopen at %d, %v; want %d", next, err, end)
+			}
+		})
+	}
+}
