@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bridgeio/bridge/rules"
 )
 
 func addSeedFiles(f *testing.F, patterns ...string) {
@@ -117,6 +119,34 @@ func FuzzInterpolate(f *testing.F) {
 				}
 				prev = o
 			}
+		}
+	})
+}
+
+// FuzzCases feeds arbitrary case files to the `bridge test` reader.
+// Invariants: no panic; an unusable file is a join of *FieldError; a usable
+// one runs every case exactly once (passed + failed = cases) with the same
+// output on a second run.
+func FuzzCases(f *testing.F) {
+	plan, err := Load("testdata/cases/config.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	addSeedFiles(f, "testdata/cases/*.cases.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cases, _, err := parseCases(plan, "f.yaml", data)
+		if err != nil {
+			checkErrorJoin(t, err)
+			return
+		}
+		var first, second strings.Builder
+		env := rules.NewEnv()
+		for i := range cases {
+			first.WriteString(runCase(plan, env, &cases[i]))
+			second.WriteString(runCase(plan, env, &cases[i]))
+		}
+		if first.String() != second.String() {
+			t.Fatalf("runs differ:\n%s\n---\n%s", first.String(), second.String())
 		}
 	})
 }
