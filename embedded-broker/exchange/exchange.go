@@ -179,7 +179,7 @@ func (x *Exchange) bindErr(b Binding, msg string) error {
 }
 
 // matchMode returns whether b matches "any" header (else "all").
-func matchMode(b Binding) (any bool, err error) {
+func matchMode(b Binding) (matchAny bool, err error) {
 	m := b.Match
 	if m == "" {
 		m = b.Headers["x-match"]
@@ -309,8 +309,8 @@ func (x *Exchange) removeLocked(b Binding) {
 }
 
 func newHeadersBinding(b Binding) headersBinding {
-	any, _ := matchMode(b) // validated by Bind
-	hb := headersBinding{queue: b.Queue, any: any}
+	matchAny, _ := matchMode(b) // validated by Bind
+	hb := headersBinding{queue: b.Queue, any: matchAny}
 	for _, k := range slices.Sorted(maps.Keys(b.Headers)) {
 		if !strings.HasPrefix(k, "x-") {
 			hb.args = append(hb.args, [2]string{k, b.Headers[k]})
