@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -480,14 +479,4 @@ func (l *Log) partition(name string, id int32) (*partition, error) {
 		return nil, fmt.Errorf("%w: %s/%d", ErrUnknownPartition, name, id)
 	}
 	return t.partitions[id], nil
-}
-
-// String is for logs and debugging.
-func (t *TopicInfo) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:", t.Name)
-	for _, p := range t.Partitions {
-		fmt.Fprintf(&b, " %d[%d,%d)", p.Partition, p.StartOffset, p.EndOffset)
-	}
-	return b.String()
 }

@@ -2,6 +2,8 @@ package commitlog
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,6 +244,61 @@ func TestReadLimits(t *testing.T) {
 			}
 			if evs[0].Offset != tc.from {
 				t.Fatalf("first offset %d, want %d", evs[0].Offset, tc.from)
+			}
+		})
+	}
+}
+
+// TestReadEveryWindow reads from every offset with many limit combinations
+// over batches of very different sizes (some far larger than a read chunk):
+// every result is a non-empty prefix of the log from that offset.
+func TestReadEveryWindow(t *testing.T) {
+	l := openLog(t, Options{Dir: "/d", FS: vfs.NewMem(), Fsync: FsyncNever, IndexIntervalBytes: 64})
+	mustCreate(t, l, "t", 1)
+	for i, shape := range [][2]int{{1, 10}, {40, 3000}, {2, 5}, {200, 200}, {1, 70000}, {7, 1}} {
+		if _, err := l.AppendPartition(ctxT(t), "t", 0, makeEvents(fmt.Sprint(i), shape[0], shape[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truth := readAll(t, l, "t", 0)
+	for from := range int64(len(truth)) {
+		for _, maxEvents := range []int{1, 3, 50, 1000} {
+			for _, maxBytes := range []int{1, 500, 20000, 1 << 22} {
+				evs, err := l.Read("t", 0, from, maxEvents, maxBytes)
+				if err != nil {
+					t.Fatalf("Read(%d, %d, %d): %v", from, maxEvents, maxBytes, err)
+				}
+				if len(evs) == 0 || len(evs) > maxEvents {
+					t.Fatalf("Read(%d, %d, %d) returned %d events", from, maxEvents, maxBytes, len(evs))
+				}
+				for i, ev := range evs {
+					if ev.Offset != from+int64(i) || !sameEvent(ev, truth[from+int64(i)]) {
+						t.Fatalf("Read(%d, %d, %d): event %d is offset %d", from, maxEvents, maxBytes, i, ev.Offset)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no dir", Options{}, "Dir is required"},
+		{"bad policy", Options{Dir: "/d", Fsync: "sometimes"}, `unknown fsync policy "sometimes"`},
+		{"huge segments", Options{Dir: "/d", SegmentBytes: 2 << 30}, "SegmentBytes"},
+		{"negative retention", Options{Dir: "/d", Retention: -time.Second}, "must not be negative"},
+		{"negative index interval", Options{Dir: "/d", IndexIntervalBytes: -1}, "IndexIntervalBytes"},
+		{"every problem at once", Options{Fsync: "x", SegmentBytes: -1}, "Dir is required\ncommitlog: unknown fsync policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.FS = vfs.NewMem()
+			_, err := Open(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open error %v, want it to contain %q", err, tc.want)
 			}
 		})
 	}

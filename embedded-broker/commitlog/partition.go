@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -599,8 +598,4 @@ func (p *partition) closeFiles() error {
 		errs = append(errs, s.closeFiles())
 	}
 	return errors.Join(errs...)
-}
-
-func segmentPath(dir string, base int64, suffix string) string {
-	return filepath.Join(dir, segmentName(base, suffix))
 }
