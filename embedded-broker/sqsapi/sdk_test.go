@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -1010,5 +1011,50 @@ func TestConcurrentClientsExactlyOnceDelete(t *testing.T) {
 	}
 	if len(seen) != producers*perProducer {
 		t.Fatalf("received %d distinct messages, want %d", len(seen), producers*perProducer)
+	}
+}
+
+func TestQueuesPersistAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	start := func() (*sqs.Client, func()) {
+		m, err := queue.Open(queue.Options{Dir: dir, Fsync: "always"})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		hs := httptest.NewUnstartedServer(nil)
+		s := New(m, Options{Addr: hs.Listener.Addr().String()})
+		hs.Config.Handler = s
+		hs.Start()
+		e := &testEnv{t: t, http: hs}
+		return e.newClient("x", "x"), func() {
+			hs.Close()
+			_ = s.Close(context.Background())
+			if err := m.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+	}
+	ctx := t.Context()
+	client, stop := start()
+	created, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("durable"), Attributes: map[string]string{"VisibilityTimeout": "77"}})
+	if err != nil {
+		t.Fatalf("CreateQueue: %v", err)
+	}
+	for i := range 3 {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: created.QueueUrl, MessageBody: aws.String(fmt.Sprint("m", i))}); err != nil {
+			t.Fatalf("SendMessage: %v", err)
+		}
+	}
+	stop()
+
+	client, stop = start()
+	defer stop()
+	url, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("durable")})
+	if err != nil {
+		t.Fatalf("GetQueueUrl after restart: %v", err)
+	}
+	attrs, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: url.QueueUrl, AttributeNames: []types.QueueAttributeName{"VisibilityTimeout", "ApproximateNumberOfMessages"}})
+	if err != nil || attrs.Attributes["VisibilityTimeout"] != "77" || attrs.Attributes["ApproximateNumberOfMessages"] != "3" {
+		t.Fatalf("attributes after restart %v, %v", attrs, err)
 	}
 }
