@@ -36,7 +36,9 @@
 //   - A failure is errors.Join of *FieldError sorted by position, each
 //     rendering "FILE:LINE:COL: path.to.field: message" and wrapping one of
 //     the Err* sentinels. A rule's error points inside the YAML scalar where
-//     the rule goes wrong (exact for plain, quoted and | scalars).
+//     the rule goes wrong: exactly for plain, single-quoted and | scalars and
+//     for double-quoted ones without escapes; at the scalar's start for >
+//     scalars.
 //   - Evaluate is the single routing decision used by both the engine and
 //     `bridge test`.
 //
