@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,25 @@ func (s SASLConfig) LogValue() slog.Value {
 		slog.String("username", s.Username),
 		slog.String("password", redactedIfSet(s.Password)),
 	)
+}
+
+// MarshalJSON redacts the password too: slog's JSON handler and debug
+// dumps encode nested structs with encoding/json, which ignores String and
+// LogValue.
+func (s SASLConfig) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ Mechanism, Username, Password string }{s.Mechanism, s.Username, redactedIfSet(s.Password)})
+}
+
+// LogValue logs the connection without secrets.
+func (c ClientConfig) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.Any("brokers", c.Brokers), slog.String("client_id", c.ClientID)}
+	if c.TLS != nil {
+		attrs = append(attrs, slog.Bool("tls", true))
+	}
+	if c.SASL != nil {
+		attrs = append(attrs, slog.Any("sasl", *c.SASL))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 func redactedIfSet(secret string) string {

@@ -57,6 +57,10 @@ type Sink struct {
 	cfg SinkConfig
 	log *slog.Logger
 
+	// extraOpts are appended to the client options; tests use it to shorten
+	// franz-go's metadata backoffs.
+	extraOpts []kgo.Opt
+
 	mu     sync.Mutex // guards client and closed
 	client *kgo.Client
 	closed bool
@@ -129,7 +133,7 @@ func (s *Sink) options() ([]kgo.Opt, error) {
 	if s.cfg.Client.RequestTimeout > 0 {
 		opts = append(opts, kgo.ProduceRequestTimeout(s.cfg.Client.RequestTimeout))
 	}
-	return opts, nil
+	return append(opts, s.extraOpts...), nil
 }
 
 // clientLocked returns the client, building it on first use.
