@@ -161,6 +161,8 @@ func TestErrors(t *testing.T) {
 			"test.yaml:1:11: data_dir: environment variable UNSET is not set (write ${UNSET:-default} to give a default)"},
 		{"position after a substitution", "http: { listen: '${DEFINED}', max_request_size: 1XB }", ErrInvalid,
 			`test.yaml:1:49: http.max_request_size: invalid size "1XB": use a whole number of bytes or B, KiB, MiB, GiB, TiB`},
+		{"NaN ratio", "telemetry: { traces: { sample_ratio: .nan } }", ErrInvalid,
+			"test.yaml:1:38: telemetry.traces.sample_ratio: must be between 0 and 1"},
 		{"syntax", "a: [", ErrSyntax, "test.yaml:1: did not find expected node content"},
 		{"quoted map key", "broker: { queues: { a.fifo: { fifo: true, delay: 1h } } }", ErrInvalid,
 			`test.yaml:1:50: broker.queues["a.fifo"].delay: 1h0m0s is outside 0s..15m0s`},

@@ -138,7 +138,7 @@ func (v *validator) global() {
 			v.unused("telemetry.traces", "exporter "+tr.Exporter, map[string]bool{"endpoint": tr.Endpoint != "", "protocol": tr.Protocol != ""})
 		}
 	}
-	if tr.SampleRatio < 0 || tr.SampleRatio > 1 {
+	if !(tr.SampleRatio >= 0 && tr.SampleRatio <= 1) { // written this way so NaN fails too
 		v.fail("telemetry.traces.sample_ratio", ErrInvalid, "must be between 0 and 1")
 	}
 	v.positive("shutdown_timeout", int64(c.ShutdownTimeout))
