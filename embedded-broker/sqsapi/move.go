@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/bridgeio/bridge/embedded-broker/queue"
 )
 
 // Message move task statuses, as SQS names them.
@@ -166,7 +169,7 @@ func (s *Server) runMoveTask(ctx context.Context, t *moveTask) {
 			return
 		case err != nil:
 			reason := err.Error()
-			if errorsIsNoSuchQueue(err) {
+			if errors.Is(err, queue.ErrNoSuchQueue) {
 				reason = "The destination queue does not exist."
 			}
 			t.finish(taskFailed, reason)

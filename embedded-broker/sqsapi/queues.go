@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -489,6 +488,3 @@ func (s *Server) listDeadLetterSourceQueues(_ context.Context, body, out []byte)
 	}
 	return encode(out, resp)
 }
-
-// errorsIsNoSuchQueue is a small helper for the move-task code.
-func errorsIsNoSuchQueue(err error) bool { return errors.Is(err, queue.ErrNoSuchQueue) }

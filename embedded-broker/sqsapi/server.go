@@ -179,8 +179,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, apiErr := h(s, r.Context(), body, (*outp)[:0])
 	*bufp = body[:0]
 	if apiErr != nil {
-		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.LogAttrs(r.Context(), slog.LevelDebug, "sqs request failed", slog.String("action", action), slog.String("error", apiErr.Error()))
+		// A server fault (the engine failed) needs a human; a client's
+		// mistake is routine and only worth a debug line.
+		level := slog.LevelDebug
+		if apiErr.kind.status >= http.StatusInternalServerError {
+			level = slog.LevelError
+		}
+		if s.log.Enabled(r.Context(), level) {
+			s.log.LogAttrs(r.Context(), level, "sqs request failed", slog.String("action", action), slog.String("error", apiErr.Error()))
 		}
 		writeError(w, apiErr)
 		return
