@@ -33,6 +33,18 @@ func (l *Log) Append(ctx context.Context, topic string, evs []event.Event) ([]ev
 		return nil, nil
 	}
 	n := len(t.partitions)
+	if n == 1 {
+		// No hashing needed: every event lands in partition 0.
+		base, err := l.appendTo(ctx, t.partitions[0], evs, nil)
+		if err != nil {
+			return nil, err
+		}
+		positions := make([]event.Position, len(evs))
+		for i := range positions {
+			positions[i] = event.Position{Partition: 0, Offset: base + int64(i)}
+		}
+		return positions, nil
+	}
 	sticky := int32(-1)
 	chosen := make([]int32, len(evs))
 	counts := make([]int32, n)
