@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -185,5 +187,72 @@ func TestLongPollEndsWhenClientGoesAway(t *testing.T) {
 	w := rawCall(t, s, http.MethodPost, "ReceiveMessage", []byte(`{"QueueUrl":"idle","WaitTimeSeconds":20}`))
 	if w.Code != 200 || w.Body.String() != `{"Messages":[]}` || time.Since(start) > 5*time.Second {
 		t.Fatalf("%d %s after %v; want an empty answer well before the 20 s wait", w.Code, w.Body, time.Since(start))
+	}
+}
+
+// faultyManager wraps the real manager and fails the calls a test picks.
+type faultyManager struct {
+	*queue.Manager
+	getErr     error
+	redriveErr error
+}
+
+func (f *faultyManager) Get(name string) (*queue.Queue, error) {
+	if f.getErr != nil {
+		return nil, f.getErr
+	}
+	return f.Manager.Get(name)
+}
+
+func (f *faultyManager) Redrive(ctx context.Context, dlq, dest string, max, perSecond int) (int, error) {
+	if f.redriveErr != nil {
+		return 0, f.redriveErr
+	}
+	return f.Manager.Redrive(ctx, dlq, dest, max, perSecond)
+}
+
+func TestEngineFaultsAreServerErrors(t *testing.T) {
+	_, m := newRawServer(t)
+	for _, name := range []string{"src", "dlq"} {
+		if _, err := m.Create(defaultConfig(name)); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	}
+	src, _ := m.Get("src")
+	cfg := src.Config()
+	cfg.DeadLetterQueue, cfg.MaxReceiveCount = "dlq", 3
+	if err := src.SetConfig(cfg); err != nil {
+		t.Fatalf("set config: %v", err)
+	}
+	dlq, _ := m.Get("dlq")
+	if _, err := dlq.Send(context.Background(), []queue.SendInput{{Body: []byte("x")}}); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	faulty := &faultyManager{Manager: m, redriveErr: errors.New("disk on fire")}
+	s := New(faulty, Options{Addr: "127.0.0.1:9324"})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+
+	// A failing engine during a move task: the task ends FAILED with the reason.
+	w := rawCall(t, s, http.MethodPost, "StartMessageMoveTask", []byte(`{"SourceArn":"arn:aws:sqs:us-east-1:000000000000:dlq"}`))
+	if w.Code != 200 {
+		t.Fatalf("StartMessageMoveTask: %d %s", w.Code, w.Body)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		w := rawCall(t, s, http.MethodPost, "ListMessageMoveTasks", []byte(`{"SourceArn":"arn:aws:sqs:us-east-1:000000000000:dlq"}`))
+		var out struct{ Results []struct{ Status, FailureReason string } }
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || len(out.Results) != 1 {
+			return fmt.Errorf("list: %s", w.Body)
+		}
+		if out.Results[0].Status != "FAILED" || !strings.Contains(out.Results[0].FailureReason, "disk on fire") {
+			return fmt.Errorf("task %+v", out.Results[0])
+		}
+		return nil
+	})
+
+	// An unclassified engine error is the server's fault: 500, Receiver.
+	faulty.getErr = errors.New("disk on fire")
+	w = rawCall(t, s, http.MethodPost, "SendMessage", []byte(`{"QueueUrl":"src","MessageBody":"x"}`))
+	if w.Code != 500 || w.Header().Get("X-Amzn-Query-Error") != "InternalError;Receiver" {
+		t.Fatalf("engine fault answered %d %q %s", w.Code, w.Header().Get("X-Amzn-Query-Error"), w.Body)
 	}
 }
