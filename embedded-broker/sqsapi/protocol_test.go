@@ -239,7 +239,9 @@ func TestEngineFaultsAreServerErrors(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() error {
 		w := rawCall(t, s, http.MethodPost, "ListMessageMoveTasks", []byte(`{"SourceArn":"arn:aws:sqs:us-east-1:000000000000:dlq"}`))
-		var out struct{ Results []struct{ Status, FailureReason string } }
+		var out struct {
+			Results []struct{ Status, FailureReason string }
+		}
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || len(out.Results) != 1 {
 			return fmt.Errorf("list: %s", w.Body)
 		}
