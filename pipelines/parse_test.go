@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		{"shutdown_timeout", c.ShutdownTimeout, Duration(30 * time.Second)},
 		{"start", p.Start, "earliest"},
 		{"on_error without dead_letter", p.OnError, "stop"},
-		{"retry", p.Retry, Retry{MaxAttempts: 10, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}},
+		{"retry", p.Retry, Retry{MaxAttempts: 0, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}},
 		{"batch_size", p.BatchSize, DefaultBatchSize},
 		{"max_in_flight", p.MaxInFlight, DefaultMaxInFlight},
 		{"filter", p.Filter == nil, true},

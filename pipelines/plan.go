@@ -156,8 +156,8 @@ func (v *validator) pipeline(p string, pc *PipelineConfig) *Pipeline {
 	if pc.DeadLetter != nil {
 		pl.DeadLetter = v.deadLetter(p+".dead_letter", pc)
 	}
-	if pc.Retry.MaxAttempts < 1 {
-		v.fail(p+".retry.max_attempts", ErrInvalid, "must be at least 1")
+	if pc.Retry.MaxAttempts < 0 {
+		v.fail(p+".retry.max_attempts", ErrInvalid, "must be 0 (retry until delivered) or more")
 	}
 	v.positive(p+".retry.initial_backoff", int64(pc.Retry.InitialBackoff))
 	if pc.Retry.MaxBackoff < pc.Retry.InitialBackoff {
