@@ -39,6 +39,12 @@
 //     constant time.
 //   - Long polls (WaitTimeSeconds) end when a message arrives, when the wait
 //     ends, or when the client disconnects.
+//   - DeleteMessageBatch deletes its entries with one engine commit (one
+//     fsync under the "always" policy); ChangeMessageVisibilityBatch applies
+//     its entries in order.
+//   - Engine failures that are not the client's (I/O, a closed manager) are
+//     500 InternalError with fault Receiver, which the SDK retries, and are
+//     logged at Error.
 //
 // # Deviations from SQS
 //
