@@ -470,7 +470,12 @@ func (l *Log) topic(name string) (*topic, error) {
 	return t, nil
 }
 
+// partition finds a partition for a data operation; after Close it fails
+// with ErrClosed rather than with whatever a closed file would say.
 func (l *Log) partition(name string, id int32) (*partition, error) {
+	if l.closing.Load() {
+		return nil, ErrClosed
+	}
 	t, err := l.topic(name)
 	if err != nil {
 		return nil, err

@@ -213,6 +213,15 @@ func TestErrors(t *testing.T) {
 	if _, err := l.AppendPartition(ctxT(t), "t", 0, makeEvents("a", 1, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
+	if _, err := l.Append(ctxT(t), "t", makeEvents("a", 1, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after close: %v", err)
+	}
+	if _, err := l.Read("t", 0, 0, 1, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if err := l.Commit(ctxT(t), "g", "t", 0, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("commit after close: %v", err)
+	}
 }
 
 func TestReadLimits(t *testing.T) {
