@@ -460,3 +460,53 @@ func TestMovesAreDurable(t *testing.T) {
 		}
 	})
 }
+
+// TestIntervalPolicySyncsWithinInterval: under fsync=interval a sent
+// message survives a power cut once FsyncInterval has passed; under never
+// it does not (nothing is ever synced), which shows the test can tell.
+func TestIntervalPolicySyncsWithinInterval(t *testing.T) {
+	tests := []struct {
+		policy      string
+		wantSurvive bool
+	}{
+		{"interval", true},
+		{"never", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fs := vfs.NewMem()
+				m, err := Open(Options{Dir: "/queues", FS: fs, Fsync: tc.policy, FsyncInterval: 50 * time.Millisecond})
+				mustDo(t, err)
+				defer m.Close()
+				q := mustCreate(t, m, Config{Name: "i"})
+				sendBodies(t, q, "x")
+				time.Sleep(60 * time.Millisecond)
+				synctest.Wait()
+				m2 := openMem(t, fs.CrashClone(vfs.CrashOptions{}), tc.policy)
+				defer m2.Close()
+				q2, _ := m2.Get("i")
+				if survived := q2.Stats().Visible == 1; survived != tc.wantSurvive {
+					t.Fatalf("survived = %v, want %v", survived, tc.wantSurvive)
+				}
+			})
+		})
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"no dir", Options{FS: vfs.NewMem()}},
+		{"bad fsync", Options{Dir: "/q", FS: vfs.NewMem(), Fsync: "sometimes"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Open(tc.opts); !errors.Is(err, ErrInvalidParameter) {
+				t.Fatalf("Open = %v, want ErrInvalidParameter", err)
+			}
+		})
+	}
+}
