@@ -510,3 +510,22 @@ func TestOpenOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestRetentionAppliesAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := vfs.NewMem()
+		m := openMem(t, fs, "always")
+		q := mustCreate(t, m, Config{Name: "r", Retention: time.Minute})
+		sendBodies(t, q, "old")
+		time.Sleep(30 * time.Second)
+		sendBodies(t, q, "young")
+		mustDo(t, m.Close())
+		time.Sleep(30 * time.Second)
+		m2 := openMem(t, fs, "always")
+		defer m2.Close()
+		q2, _ := m2.Get("r")
+		if got := receive(t, q2, 10, time.Minute); !slices.Equal(bodies(got), []string{"young"}) {
+			t.Fatalf("after restart past retention: %v", bodies(got))
+		}
+	})
+}
