@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
+	"github.com/bridgeio/bridge/embedded-broker/exchange"
+	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/event"
 	"github.com/bridgeio/bridge/rules"
 )
@@ -83,6 +85,80 @@ func BenchmarkPipelineTopicToTopic(b *testing.B) {
 		}
 		if got := r.stats.sent.Load(); got == 0 {
 			b.Fatal("nothing passed the filter")
+		}
+	}
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N*events)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkPipelineToExchange measures pipeline → topic exchange → queues
+// without the SQS API: events are read from the backbone, routed by region
+// through a topic exchange into two durable queues (fsync interval).
+func BenchmarkPipelineToExchange(b *testing.B) {
+	const events = 300_000
+	const partitions = 4
+	dir := b.TempDir()
+	l, err := commitlog.Open(commitlog.Options{Dir: dir + "/log", Fsync: commitlog.FsyncInterval})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.CreateTopic("in", partitions); err != nil {
+		b.Fatal(err)
+	}
+	fillTopic(b, l, "in", events)
+	qm, err := queue.Open(queue.Options{Dir: dir + "/queues", Fsync: "interval"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer qm.Close()
+	broker := NewBroker(qm)
+	x, err := exchange.New("orders", exchange.Topic, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker.AddExchange(x, "")
+	routingKey, err := rules.Compile(`"order.created." + body.region`, rules.String)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bb := Embedded(l)
+	run := 0
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		run++
+		for _, q := range []string{"eu", "us"} {
+			x.Unbind(exchange.Binding{Queue: fmt.Sprintf("%s-%d", q, run-1), Key: "order.*." + q})
+			name := fmt.Sprintf("%s-%d", q, run)
+			if _, err := qm.Create(queue.Config{Name: name, Retention: 24 * time.Hour}); err != nil {
+				b.Fatal(err)
+			}
+			_ = x.Bind(exchange.Binding{Queue: name, Key: "order.*." + q})
+		}
+		sink, err := newExchangeSink(broker, "orders")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &route{pipeline: "bench", name: fmt.Sprintf("fanout-%d", run), topic: "in", start: "earliest",
+			routingKey: routingKey, sink: sink, onError: OnErrorDrop,
+			retry: RetryPolicy{}.withDefaults(), batchSize: 1024, maxBytes: 8 << 20}
+		e := newEngine(bb, Options{Logger: slog.New(slog.DiscardHandler)})
+		if err := e.addPipeline("bench", "in", []*route{r}); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		for r.stats.read.Load() < events {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		if r.stats.sent.Load() != events {
+			b.Fatalf("sent %d of %d", r.stats.sent.Load(), events)
 		}
 	}
 	elapsed := time.Since(start)
