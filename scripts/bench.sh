@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every benchmark whose figure is in the README's performance table, in
+# one go, on this machine. Peers (NATS JetStream embedded, fauxqs, kfake,
+# RabbitMQ) run in the same process or on loopback, so each ratio compares
+# like with like. Usage: ./scripts/bench.sh [-count N]   (default 1; use 6 + benchstat for the table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-1}
+export FAUXQS_DIR="${FAUXQS_DIR:-$(pwd)/.tools/fauxqs}"
+run() { echo "## $*" >&2; go test -run '^$' -count "$count" "$@" | grep -E '^(Benchmark|ok|FAIL)' ; }
+
+run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-broker/commitlog/
+(cd bench && go test -run '^$' -count "$count" -bench . -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
+run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
+run -bench 'BenchmarkPipeline' -benchtime 3x ./engine/
+run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
+run -bench '.' -benchtime 2s ./embedded-broker/queue/
+run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkFauxqsSendReceiveDelete' -benchtime 1x ./embedded-broker/sqsapi/
+for pkg in ./connectors/kafka/ ./connectors/amqp/ ./connectors/sqs/; do
+	[ -d "$pkg" ] && run -bench '.' -benchtime 1x "$pkg" || true
+done
