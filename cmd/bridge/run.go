@@ -193,7 +193,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 	backbone := engine.Embedded(lg)
-	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker,
+	conns := connectors{log: log.With("component", "connector")}
+	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
 		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout)}})
 	if err != nil {
 		return err
