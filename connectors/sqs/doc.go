@@ -69,7 +69,8 @@
 // system attribute, so an X-Ray trace survives SQS → bridge → SQS. W3C
 // trace context (traceparent, tracestate) travels as ordinary attributes.
 //
-// Message bodies are text: a value that is not valid UTF-8, or holds
-// characters SQS rejects, fails with event.ErrPermanent instead of being
-// altered.
+// Message bodies and attributes are text: a value that is not valid UTF-8
+// (or a body holding characters SQS rejects, or an empty body), and a header
+// whose name or value is not valid UTF-8, fail with event.ErrPermanent
+// instead of being altered.
 package sqs

@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +104,11 @@ func toEntry(i int, e *event.Event, p event.Params, fifo bool) (entry, error) {
 	headers := make([]event.Header, 0, len(e.Headers))
 	var trace string
 	for _, h := range e.Headers {
+		// The JSON protocol would replace invalid UTF-8 with U+FFFD:
+		// refuse rather than alter a header.
+		if !utf8.ValidString(h.Key) || !utf8.Valid(h.Value) {
+			return entry{}, event.Permanent(fmt.Errorf("sqs: header %q: name and value must be valid UTF-8", h.Key))
+		}
 		if h.Key == HeaderAWSTraceHeader {
 			trace = string(h.Value)
 		}

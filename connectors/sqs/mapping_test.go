@@ -111,6 +111,8 @@ func TestToEntry(t *testing.T) {
 		{"fifo without key", noKey, event.Params{}, true, "default", "", false},
 		{"empty body", event.Event{}, event.Params{}, false, "", "", true},
 		{"binary body", event.Event{Value: []byte{0xff, 0}}, event.Params{}, false, "", "", true},
+		{"binary header value", event.Event{Value: []byte("v"), Headers: []event.Header{{Key: "b", Value: []byte{0xff}}}}, event.Params{}, false, "", "", true},
+		{"binary header name", event.Event{Value: []byte("v"), Headers: []event.Header{{Key: "\xe0", Value: []byte("x")}}}, event.Params{}, false, "", "", true},
 		{"oversize", event.Event{Value: bytes.Repeat([]byte("x"), MaxMessageSize)}, event.Params{}, false, "", "", false},
 		{"oversize with attributes", event.Event{Key: []byte("k"), Value: bytes.Repeat([]byte("x"), MaxMessageSize)}, event.Params{}, false, "", "", true},
 	}
@@ -198,6 +200,7 @@ func TestFromMessageKeyAndSystemAttributes(t *testing.T) {
 // (per name, in order) survive, or that toEntry refused it as permanent.
 func FuzzMessageRoundTrip(f *testing.F) {
 	f.Add([]byte("k"), []byte("body"), []byte("a\x001\x00a\x002\x00bridge-headers\x00[]"), true, false)
+	f.Add([]byte("k"), []byte("x"), []byte("tag\x00first\x00tag\x00second"), true, false) // names after bridge-headers
 	f.Add([]byte(""), []byte("x"), []byte("traceparent\x0000-1-2-01\x00sqs.MessageId\x00m\x00AWS.x\x00y"), false, true)
 	f.Add([]byte("g"), []byte("x"), []byte("1\x001\x002\x002\x003\x003\x004\x004\x005\x005\x006\x006\x007\x007\x008\x008\x009\x009\x0010\x0010\x0011\x0011"), true, true)
 	f.Fuzz(func(t *testing.T, key, body, raw []byte, hasKey, fifo bool) {

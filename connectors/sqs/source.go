@@ -28,8 +28,11 @@ type SourceConfig struct {
 	// Concurrency is the number of pollers of a standard queue. Default 4.
 	// A FIFO queue always has one, to keep group order.
 	Concurrency int
-	Name        string // event.Source of every event
-	Logger      *slog.Logger
+	// RetryBackoffMax caps the delay before messages whose deliver failed
+	// are received again (it starts at 1s and doubles). Default 60s.
+	RetryBackoffMax time.Duration
+	Name            string // event.Source of every event
+	Logger          *slog.Logger
 }
 
 // Source long-polls one queue. See the package doc for guarantees.
@@ -82,6 +85,9 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	fifo := strings.HasSuffix(cfg.QueueURL, ".fifo")
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 4
+	}
+	if cfg.RetryBackoffMax < time.Second {
+		cfg.RetryBackoffMax = retryVisibilityMax
 	}
 	if fifo {
 		cfg.Concurrency = 1
@@ -216,7 +222,7 @@ func (p *poller) handle(ctx context.Context, msgs []types.Message) {
 		return
 	}
 	p.failures++
-	delay := min(retryVisibilityInitial<<min(p.failures-1, 10), retryVisibilityMax)
+	delay := min(retryVisibilityInitial<<min(p.failures-1, 10), p.src.cfg.RetryBackoffMax)
 	p.src.log.Warn("deliver failed; messages visible again after a backoff", "messages", len(msgs), "backoff", delay, "err", err)
 	p.changeVisibility(ctx, msgs, delay)
 	// Keep this poller from receiving (other groups' or) other messages

@@ -67,12 +67,19 @@ func TestSourceSuite(t *testing.T) {
 	for _, p := range peers {
 		for _, fifo := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/fifo=%v", p.name, fifo), func(t *testing.T) {
+				t.Parallel()
 				eventtest.RunSourceSuite(t, features(fifo), func(t *testing.T) eventtest.SourceEnv {
 					c := p.client(t)
 					url := createQueue(t, c, fifo, 5*time.Second)
 					return eventtest.SourceEnv{
-						NewSource: func() event.Source { return newTestSource(t, c, url) },
-						Publish:   func(ctx context.Context, evs []event.Event) error { return publish(ctx, c, url, evs) },
+						NewSource: func() event.Source {
+							s, err := NewSource(SourceConfig{Client: c, QueueURL: url, Name: "test", RetryBackoffMax: time.Second})
+							if err != nil {
+								t.Fatal(err)
+							}
+							return s
+						},
+						Publish: func(ctx context.Context, evs []event.Event) error { return publish(ctx, c, url, evs) },
 					}
 				})
 			})
