@@ -396,3 +396,64 @@ func BenchmarkSQSAPILongPollLatency(b *testing.B) {
 	b.ReportMetric(float64(endToEnd[len(endToEnd)/2].Microseconds())/1000, "e2e-p50-ms")
 	b.ReportMetric(100*float64(beforeAck)/float64(len(endToEnd)), "recv-before-ack-%")
 }
+
+// BenchmarkHandlerSendReceiveDelete calls ServeHTTP directly (no sockets, no
+// client) for SendMessageBatch, ReceiveMessage and DeleteMessageBatch of 10
+// messages: the server's own CPU cost per message, handlers plus engine.
+func BenchmarkHandlerSendReceiveDelete(b *testing.B) {
+	for _, fsync := range []string{"always", "never"} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			m, err := queue.Open(queue.Options{Dir: b.TempDir(), Fsync: fsync})
+			if err != nil {
+				b.Fatalf("open: %v", err)
+			}
+			b.Cleanup(func() { _ = m.Close() })
+			if _, err := m.Create(defaultConfig("h")); err != nil {
+				b.Fatalf("create: %v", err)
+			}
+			s := New(m, Options{Addr: "127.0.0.1:1"})
+			var send strings.Builder
+			send.WriteString(`{"QueueUrl":"h","Entries":[`)
+			for i := range 10 {
+				if i > 0 {
+					send.WriteByte(',')
+				}
+				fmt.Fprintf(&send, `{"Id":"m%d","MessageBody":"%s"}`, i, strings.Repeat("x", benchBodyBytes))
+			}
+			send.WriteString(`]}`)
+			sendBody := []byte(send.String())
+			receiveBody := []byte(`{"QueueUrl":"h","MaxNumberOfMessages":10}`)
+			call := func(action string, body []byte) []byte {
+				r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+				r.Header.Set("X-Amz-Target", targetPrefix+action)
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", action, w.Code, w.Body)
+				}
+				return w.Body.Bytes()
+			}
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				call("SendMessageBatch", sendBody)
+				out := call("ReceiveMessage", receiveBody)
+				var got struct {
+					Messages []struct{ ReceiptHandle string }
+				}
+				if err := json.Unmarshal(out, &got); err != nil || len(got.Messages) == 0 {
+					b.Fatalf("receive: %v %s", err, out)
+				}
+				del := []byte(`{"QueueUrl":"h","Entries":[`)
+				for i, msg := range got.Messages {
+					if i > 0 {
+						del = append(del, ',')
+					}
+					del = fmt.Appendf(del, `{"Id":"d%d","ReceiptHandle":%q}`, i, msg.ReceiptHandle)
+				}
+				call("DeleteMessageBatch", append(del, "]}"...))
+			}
+			b.ReportMetric(float64(b.N*10)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
