@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -183,35 +184,54 @@ func (s *Sink) Send(ctx context.Context, batch []event.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 	defer cancel()
 	records := toRecords(batch, s.cfg.Topic)
-	errs := make([]error, len(batch))
+	// One promise for the whole batch: a closure per record cost a
+	// measurable share of the sink's CPU. A failure is recorded by record
+	// pointer and mapped back to its index once, after the wait.
+	var (
+		wg       sync.WaitGroup
+		failedMu sync.Mutex
+		failed   []failedRecord
+	)
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			failedMu.Lock()
+			failed = append(failed, failedRecord{r, err})
+			failedMu.Unlock()
+		}
+		wg.Done()
+	}
 	// The WaitGroup counts promises, which franz-go calls from its own
-	// goroutines, so Add and Done cannot live in one wg.Go call here.
-	var wg sync.WaitGroup
+	// goroutine, so Add and Done cannot live in one wg.Go call here.
 	wg.Add(len(records))
 	for i := range records {
-		cl.Produce(ctx, &records[i], func(_ *kgo.Record, err error) {
-			errs[i] = err
-			wg.Done()
-		})
+		cl.Produce(ctx, &records[i], promise)
 	}
 	wg.Wait()
-	return s.batchError(errs)
-}
-
-func (s *Sink) batchError(errs []error) error {
-	var failed []event.ItemError
-	for i, err := range errs {
-		if err != nil {
-			failed = append(failed, event.ItemError{Index: i, Err: classify(s.cfg.Topic, err)})
-		}
-	}
-	if failed == nil {
+	if len(failed) == 0 {
 		return nil
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("produce failed", "failed", len(failed), "of", len(errs), "err", failed[0].Err)
+	return s.batchError(records, failed)
+}
+
+type failedRecord struct {
+	record *kgo.Record
+	err    error
+}
+
+func (s *Sink) batchError(records []kgo.Record, failed []failedRecord) error {
+	index := make(map[*kgo.Record]int, len(records))
+	for i := range records {
+		index[&records[i]] = i
 	}
-	return &event.BatchError{Failed: failed}
+	items := make([]event.ItemError, len(failed))
+	for i, f := range failed {
+		items[i] = event.ItemError{Index: index[f.record], Err: classify(s.cfg.Topic, f.err)}
+	}
+	slices.SortFunc(items, func(a, b event.ItemError) int { return a.Index - b.Index })
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("produce failed", "failed", len(items), "of", len(records), "err", items[0].Err)
+	}
+	return &event.BatchError{Failed: items}
 }
 
 // permanentCodes are Kafka errors that retrying the same record cannot fix.
