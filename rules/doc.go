@@ -39,9 +39,13 @@
 //   - Short strings read by paths go through a small bounded intern table
 //     per Env, so enumerations (types, regions) cost no allocation after the
 //     first event; strings are immutable, so sharing them is safe.
-//   - Decoded values have encoding/json's shapes: numbers are float64,
-//     objects map[string]any (last duplicate key wins), arrays []any. A value
-//     that is not valid JSON (as encoding/json judges it) gives body == nil.
+//   - Decoded values have encoding/json's shapes, with one difference:
+//     an integer literal (no fraction, no exponent) that fits int64 is an
+//     int, so integer operators work (body.n % 2) and ids render exactly;
+//     other numbers are float64, and expr compares and adds the two freely
+//     (42 == 42.0). Objects are map[string]any (last duplicate key wins),
+//     arrays []any. A value that is not valid JSON (as encoding/json judges
+//     it) gives body == nil.
 //   - Body fields named like expr builtins (body.type, body.len, body.count)
 //     are plain fields.
 //   - Evaluation never panics: a run-time error (arithmetic on a string,

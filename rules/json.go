@@ -15,10 +15,11 @@ import (
 // the document once, validates all of it (so "is it JSON?" has the same answer
 // as encoding/json), and materialises only the values at the requested paths.
 //
-// Values are shaped exactly as encoding/json shapes them when decoding into
-// any: objects are map[string]any (last duplicate key wins), arrays []any,
-// numbers float64, strings with invalid UTF-8 replaced by U+FFFD. The fuzz test
-// FuzzExtract holds the scanner to that.
+// Values are shaped as encoding/json shapes them when decoding into any:
+// objects are map[string]any (last duplicate key wins), arrays []any,
+// strings with invalid UTF-8 replaced by U+FFFD; numbers are int when the
+// literal is an integer that fits int64, else float64 (the one difference,
+// see the package doc). The fuzz test FuzzExtract holds the scanner to that.
 
 // maxDepth matches encoding/json's nesting limit, so both reject the same
 // documents.
@@ -579,8 +580,17 @@ func (s *jscan) value() (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		// The string only lives for the call; ParseFloat's error (which
-		// would keep it) is discarded.
+		// The string only lives for the call; the parse errors (which
+		// would keep it) are discarded.
+		if isIntegerLiteral(b) {
+			// An integer literal that fits int64 is an int, so that rules
+			// can use integer operators (body.n % 2) and render ids
+			// exactly; expr mixes int and float in comparisons and
+			// arithmetic, so 1 == 1.0 still holds.
+			if n, err := strconv.ParseInt(unsafe.String(&b[0], len(b)), 10, 64); err == nil {
+				return int(n), true
+			}
+		}
 		f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
 		if err != nil {
 			// Out of float64 range: encoding/json fails the whole document.
@@ -685,3 +695,14 @@ func hex4(h []byte) rune {
 
 // marshalJSON renders maps and arrays for EvalString.
 var marshalJSON = json.Marshal
+
+// isIntegerLiteral reports whether a JSON number has no fraction and no
+// exponent.
+func isIntegerLiteral(b []byte) bool {
+	for _, c := range b {
+		if c == '.' || c == 'e' || c == 'E' {
+			return false
+		}
+	}
+	return true
+}
