@@ -51,7 +51,7 @@ type pipelineStatus struct {
 // events while the process is SIGKILLed at random moments five times and
 // restarted each time. Every acknowledged event that passes the filter must
 // reach the output at least once, in offset order per key. Events whose
-// rule fails at run time (division by zero) must be exactly the dead letters.
+// rule fails at run time (arithmetic on a string) must be exactly the dead letters.
 func TestAtLeastOnceAcrossKills(t *testing.T) {
 	const total, clients, batch, keys = 100_000, 4, 100, 64
 	data := t.TempDir()
@@ -71,9 +71,9 @@ func TestAtLeastOnceAcrossKills(t *testing.T) {
 			for first := c * batch; first < total; first += clients * batch {
 				evs := make([]map[string]any, 0, batch)
 				for n := first; n < first+batch && n < total; n++ {
-					d := 1
+					var d any = 1
 					if n%1000 == 0 {
-						d = 0 // 100 / 0 fails at run time: this event must be dead-lettered
+						d = "one" // 100 / "one" fails at run time: this event must be dead-lettered
 					}
 					evs = append(evs, map[string]any{"key": "k" + strconv.Itoa(n%keys), "value": map[string]any{"n": n, "d": d}})
 				}
@@ -85,12 +85,15 @@ func TestAtLeastOnceAcrossKills(t *testing.T) {
 					}
 					time.Sleep(20 * time.Millisecond)
 				}
+				// Paced so that posting spans several seconds and every kill
+				// lands while clients post and the pipeline copies.
+				time.Sleep(15 * time.Millisecond)
 			}
 		})
 	}
 	// Kill at random moments while clients post.
 	for k := range 5 {
-		time.Sleep(time.Duration(150+rand.IntN(500)) * time.Millisecond)
+		time.Sleep(time.Duration(200+rand.IntN(500)) * time.Millisecond)
 		cur.Load().kill()
 		t.Logf("kill %d after %d events acknowledged", k+1, posted.Load())
 		cur.Store(start(t, cfg, httpAddr, sqsAddr, data))
