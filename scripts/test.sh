@@ -66,9 +66,6 @@ log "go test (race detector on)"
 # -race on everything: every package of bridge has goroutines somewhere.
 go test -race -count=1 -timeout 25m "$@" ./...
 
-log "go test -tags invariants (engine and storage)"
-go test -count=1 -tags invariants -timeout 10m ./embedded-broker/... ./engine/... >/dev/null
-
 log "fuzz smoke runs"
 fuzztime=${FUZZTIME:-5s}
 for pkg in $(go list ./...); do
