@@ -83,7 +83,7 @@ func FuzzRecordMapping(f *testing.F) {
 			t.Fatalf("second event's headers clobbered: %v", evs[1].Headers)
 		}
 
-		out := toRecords(evs[:1], "out")[0]
+		out := toRecords(new(recordBuf), evs[:1], "out")[0]
 		if out.Topic != "out" || (out.Key == nil) != (key == nil) || !bytes.Equal(out.Key, key) ||
 			!bytes.Equal(out.Value, value) || !out.Timestamp.Equal(ts) {
 			t.Fatalf("record changed on the way out: %+v", out)

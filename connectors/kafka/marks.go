@@ -29,7 +29,13 @@ func (d *delivered) mark(records []*kgo.Record) {
 	if d.next == nil {
 		d.next = make(map[string]map[int32]kgo.EpochOffset)
 	}
-	for _, r := range records {
+	for i, r := range records {
+		// A poll lists each partition's records together and in offset
+		// order, so only the last record of each run moves the mark; this
+		// keeps the map work per partition, not per record.
+		if next := i + 1; next < len(records) && records[next].Partition == r.Partition && records[next].Topic == r.Topic {
+			continue
+		}
 		parts := d.next[r.Topic]
 		if parts == nil {
 			parts = make(map[int32]kgo.EpochOffset)
