@@ -53,9 +53,13 @@ type Engine struct {
 type pipeline struct {
 	name    string
 	topic   string
-	routes  []*route
-	cursors []*cursor // route-major: routes[i] owns cursors[i*parts : (i+1)*parts]
-	parts   int
+	routes []*route
+	parts  int
+	// cursors are the cursors this process runs. With an embedded backbone
+	// that is every (route, partition), fixed at build time; with a shared
+	// backbone (GroupBackbone) they come and go with partition assignments.
+	mu      sync.Mutex
+	cursors []*cursor
 	state   atomic.Value // string: "starting" | "running" | "stopped" | "failed"
 	failure atomic.Pointer[string]
 }
@@ -81,9 +85,11 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 	}
 	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
 	p.state.Store("starting")
-	for _, r := range routes {
-		for part := range parts {
-			p.cursors = append(p.cursors, newCursor(r, int32(part), e.backbone, e.log))
+	if _, shared := e.backbone.(GroupBackbone); !shared {
+		for _, r := range routes {
+			for part := range parts {
+				p.cursors = append(p.cursors, newCursor(r, int32(part), e.backbone, e.log))
+			}
 		}
 	}
 	e.pipelines = append(e.pipelines, p)
@@ -111,23 +117,31 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, p := range e.pipelines {
 		p.state.Store("running")
 		e.log.Info("pipeline started", "pipeline", p.name, "topic", p.topic, "routes", len(p.routes), "partitions", p.parts)
+		report := func(c *cursor, err error) {
+			if err == nil || errors.Is(err, context.Canceled) {
+				return
+			}
+			if errors.Is(err, errStopped) {
+				p.state.Store("stopped")
+				return
+			}
+			msg := err.Error()
+			p.failure.Store(&msg)
+			p.state.Store("failed")
+			e.log.Error("route failed", "pipeline", p.name, "route", c.r.name, "partition", c.partition, "err", err)
+			errMu.Lock()
+			errs = append(errs, fmt.Errorf("pipeline %s route %s partition %d: %w", p.name, c.r.name, c.partition, err))
+			errMu.Unlock()
+		}
+		if gb, shared := e.backbone.(GroupBackbone); shared {
+			for _, r := range p.routes {
+				wg.Go(func() { e.runShared(ctx, hard, gb, p, r, report) })
+			}
+			continue
+		}
 		var pwg sync.WaitGroup
 		for _, c := range p.cursors {
-			pwg.Go(func() {
-				if err := c.run(ctx, hard); err != nil && !errors.Is(err, context.Canceled) {
-					if errors.Is(err, errStopped) {
-						p.state.Store("stopped")
-						return
-					}
-					msg := err.Error()
-					p.failure.Store(&msg)
-					p.state.Store("failed")
-					e.log.Error("route failed", "pipeline", p.name, "route", c.r.name, "partition", c.partition, "err", err)
-					errMu.Lock()
-					errs = append(errs, fmt.Errorf("pipeline %s route %s partition %d: %w", p.name, c.r.name, c.partition, err))
-					errMu.Unlock()
-				}
-			})
+			pwg.Go(func() { report(c, c.run(ctx, hard)) })
 		}
 		wg.Go(pwg.Wait)
 	}
@@ -180,19 +194,33 @@ func (e *Engine) commitLoop(ctx context.Context, done chan<- struct{}) {
 func (e *Engine) commitAll(ctx context.Context) error {
 	var errs []error
 	for _, p := range e.pipelines {
-		for _, c := range p.cursors {
-			next := c.acked.Load()
-			if next < 0 || next == c.committed.Load() {
-				continue
-			}
-			if err := e.backbone.Commit(ctx, c.r.group(), c.r.topic, c.partition, next); err != nil {
+		for _, c := range p.snapshot() {
+			if err := e.commitCursor(ctx, c); err != nil {
 				errs = append(errs, fmt.Errorf("commit %s/%s/%d: %w", p.name, c.r.name, c.partition, err))
-				continue
 			}
-			c.committed.Store(next)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// commitCursor writes a cursor's checkpoint if it moved.
+func (e *Engine) commitCursor(ctx context.Context, c *cursor) error {
+	next := c.acked.Load()
+	if next < 0 || next == c.committed.Load() {
+		return nil
+	}
+	if err := e.backbone.Commit(ctx, c.r.group(), c.r.topic, c.partition, next); err != nil {
+		return err
+	}
+	c.committed.Store(next)
+	return nil
+}
+
+// snapshot returns the pipeline's current cursors.
+func (p *pipeline) snapshot() []*cursor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*cursor(nil), p.cursors...)
 }
 
 // Ready reports whether every pipeline runs (none stopped or failed).
@@ -269,12 +297,15 @@ func (e *Engine) status(p *pipeline) PipelineStatus {
 	if f := p.failure.Load(); f != nil {
 		st.Error = *f
 	}
-	for i, r := range p.routes {
+	for _, r := range p.routes {
 		rs := RouteStatus{Name: r.name, Target: targetName(r.sink),
 			Read: r.stats.read.Load(), Matched: r.stats.matched.Load(), Sent: r.stats.sent.Load(),
 			DeadLettered: r.stats.deadLettered.Load(), Dropped: r.stats.dropped.Load(),
 			RuleErrors: r.stats.ruleErrors.Load(), SendErrors: r.stats.sendErrors.Load(), Retries: r.stats.retries.Load()}
-		for _, c := range p.cursors[i*p.parts : (i+1)*p.parts] {
+		for _, c := range p.snapshot() {
+			if c.r != r {
+				continue
+			}
 			_, end, _ := e.backbone.Offsets(p.topic, c.partition)
 			ps := PartitionStatus{Partition: c.partition, Checkpoint: c.committed.Load(), Position: c.acked.Load(), End: end, Stopped: c.stopped.Load()}
 			if ps.Position >= 0 {
@@ -345,7 +376,7 @@ func (e *Engine) Replay(ctx context.Context, name string, from ReplayFrom) (map[
 			targets[partition] = o
 		}
 	}
-	for _, c := range p.cursors {
+	for _, c := range p.snapshot() {
 		o, ok := targets[c.partition]
 		if !ok {
 			continue
