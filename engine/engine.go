@@ -51,8 +51,8 @@ type Engine struct {
 
 // pipeline is the runtime of one configured pipeline.
 type pipeline struct {
-	name    string
-	topic   string
+	name   string
+	topic  string
 	routes []*route
 	parts  int
 	// cursors are the cursors this process runs. With an embedded backbone

@@ -20,7 +20,7 @@ const (
 	DefaultQueueRetention    = 4 * 24 * time.Hour // SQS
 	DefaultMaxMessageSize    = 256 << 10          // SQS
 	DefaultMaxReceiveCount   = 10                 // the SQS console's default with a DLQ
-	DefaultMaxAttempts       = 0 // 0 = retry a retryable failure until it succeeds (SPEC §5.6: catch up after an outage)
+	DefaultMaxAttempts       = 0                  // 0 = retry a retryable failure until it succeeds (SPEC §5.6: catch up after an outage)
 	DefaultInitialBackoff    = 100 * time.Millisecond
 	DefaultMaxBackoff        = 30 * time.Second
 	DefaultBatchSize         = 256
