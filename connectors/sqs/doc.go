@@ -31,7 +31,10 @@
 //
 // Non-guarantees: a standard queue has no order and may deliver a message
 // twice; both pass through. Several pollers (Concurrency) deliver
-// concurrently.
+// concurrently. Stopping abandons the pending long polls; a server that
+// still answers one of them (fauxqs does, for up to WaitTime) makes those
+// messages invisible until their visibility timeout ends, after which any
+// consumer gets them: late, not lost.
 //
 // # Sink guarantees
 //
