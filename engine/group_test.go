@@ -75,11 +75,20 @@ func (s *sharedBackbone) rebalanceLocked(group string) {
 // from the committed checkpoints and nothing is lost or delivered twice.
 func TestSharedBackboneSplitsAndFailsOver(t *testing.T) {
 	b := newSharedBackbone(newMemBackbone(map[string]int{"in": 4}))
-	produce(t, b, "in", 400, func(i int) string { return strconv.Itoa(i) })
 	sinkA, sinkB := &recSink{}, &recSink{}
 	ea := newTestEngine(t, b, testRoute("r", sinkA))
 	eb := newTestEngine(t, b, testRoute("r", sinkB))
 	runA, runB := runEngine(t, ea), runEngine(t, eb)
+	// Produce once both have joined, so that no partition moves while the
+	// first batch is delivered.
+	waitFor(t, 10*time.Second, func() error {
+		a, b := len(ea.Pipelines()[0].Routes[0].Partitions), len(eb.Pipelines()[0].Routes[0].Partitions)
+		if a != 2 || b != 2 {
+			return fmt.Errorf("engines own %d and %d partitions", a, b)
+		}
+		return nil
+	})
+	produce(t, b, "in", 400, func(i int) string { return strconv.Itoa(i) })
 	waitFor(t, 10*time.Second, func() error {
 		if n := len(sinkA.events()) + len(sinkB.events()); n != 400 {
 			return fmt.Errorf("%d delivered", n)
