@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -395,4 +396,73 @@ func TestNewSourceValidates(t *testing.T) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
 	}
+}
+
+// TestSourceRebalanceDuringDeliver: a member joins while the first member is
+// inside a slow deliver. The rebalance waits for the batch (it is not split
+// between owners), the first member commits it on revoke, and the new owner
+// starts after it: every record is delivered exactly once across both.
+func TestSourceRebalanceDuringDeliver(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	cl := bareClient(t, c)
+	const n = 300
+	produceInput(t, cl, keyedRecords("in", n, 12, 0))
+
+	inDeliver := make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseA := func() { releaseOnce.Do(func() { close(release) }) }
+	a := collector{fail: func(call int, _ []event.Event) error {
+		if call == 1 {
+			close(inDeliver)
+			<-release
+		}
+		return nil
+	}}
+	var b collector
+	stopA := runSource(t, newTestSource(t, c, "slow", nil), a.deliver)
+	t.Cleanup(releaseA) // runs before stopA's cleanup, so a failed test does not hang
+	<-inDeliver
+	stopB := runSource(t, newTestSource(t, c, "slow", nil), b.deliver)
+	// B's join is pending while A holds its batch. A learns of the
+	// rebalance at its next heartbeat (3s), so hold the batch past that:
+	// without BlockRebalanceOnPoll the partitions would move now and B would
+	// receive records A is still delivering.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := b.count(); got != 0 {
+			t.Fatalf("the new member got %d events while the first was still delivering them", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	releaseA()
+
+	// Keep producing until the new member owns partitions and receives.
+	produced := n
+	waitFor(t, 30*time.Second, func() error {
+		if b.count() == 0 {
+			produceInput(t, cl, keyedRecords("in", 60, 12, produced))
+			produced += 60
+			return fmt.Errorf("new member got nothing yet")
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error {
+		seen := make(map[string]bool)
+		for _, ev := range append(a.snapshot(), b.snapshot()...) {
+			seen[string(ev.Value)] = true
+		}
+		if len(seen) != produced {
+			return fmt.Errorf("%d of %d records delivered", len(seen), produced)
+		}
+		return nil
+	})
+	stopB()
+	stopA()
+	all := append(a.snapshot(), b.snapshot()...)
+	if len(all) != produced {
+		t.Fatalf("%d deliveries of %d records: the handover duplicated records", len(all), produced)
+	}
+	checkEventOrder(t, all)
 }
