@@ -195,7 +195,11 @@ func TestSinkReconnectsAfterForcedClose(t *testing.T) {
 	a := newAdmin(t)
 	q := testName(t, "reconnect")
 	a.queue(q, nil)
-	s := newTestSink(t, SinkConfig{RoutingKey: q, Name: "bridge-test-reconnect"})
+	base := runtime.NumGoroutine()
+	s, err := NewSink(SinkConfig{URL: rabbitURL(), RoutingKey: q, Name: "bridge-test-reconnect"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	evs := eventtest.MakeEvents("rc", 4, 1, false)
 	if err := s.Send(t.Context(), evs[:2]); err != nil {
 		t.Fatal(err)
@@ -210,6 +214,11 @@ func TestSinkReconnectsAfterForcedClose(t *testing.T) {
 		}
 		return err
 	})
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The dropped connection and the new one are both released.
+	checkNoLeak(t, base)
 	r := a.reader(q)
 	var got []event.Event
 	waitFor(t, 10*time.Second, func() error {

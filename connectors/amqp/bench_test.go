@@ -114,8 +114,12 @@ func bareConsume(b *testing.B, q string, n int) time.Duration {
 }
 
 func bridgeConsume(b *testing.B, q string, n int) time.Duration {
+	return consumeWith(b, SourceConfig{URL: rabbitURL(), Queue: q, Name: "bridge-bench"}, n)
+}
+
+func consumeWith(b *testing.B, cfg SourceConfig, n int) time.Duration {
 	start := time.Now()
-	src, err := NewSource(SourceConfig{URL: rabbitURL(), Queue: q, Name: "bridge-bench"})
+	src, err := NewSource(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -221,4 +225,27 @@ func barePublish(b *testing.B, q string, evs []event.Event) time.Duration {
 		}
 	}
 	return time.Since(start)
+}
+
+// BenchmarkSourcePrefetch measures Source alone at several basic.qos
+// prefetch counts (BatchSize 500), to size the default.
+func BenchmarkSourcePrefetch(b *testing.B) {
+	for _, prefetch := range []int{100, 500, 1000, 2000, 5000} {
+		b.Run(strconv.Itoa(prefetch), func(b *testing.B) {
+			a := newAdmin(b)
+			q := testName(b, "bench-prefetch")
+			a.queue(q, nil)
+			evs := benchEvents(benchMessages)
+			var total time.Duration
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				fill(b, a, q, evs)
+				b.StartTimer()
+				total += consumeWith(b, SourceConfig{URL: rabbitURL(), Queue: q, Prefetch: prefetch, BatchSize: min(500, prefetch)}, len(evs))
+				n += len(evs)
+			}
+			b.ReportMetric(float64(n)/total.Seconds(), "msgs/s")
+		})
+	}
 }
