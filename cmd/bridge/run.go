@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bridgeio/bridge/connectors/kafka"
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/embedded-broker/exchange"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
@@ -142,37 +143,14 @@ func cmdRun(ctx context.Context, args []string) error {
 // checkpoints), then the stores.
 func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	cfg := plan.Config
-	if cfg.Backbone.Type != "embedded" {
-		return fmt.Errorf("backbone.type %q is not supported by this build yet (use embedded)", cfg.Backbone.Type)
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	started := time.Now()
-	lg, err := commitlog.Open(commitlog.Options{
-		Dir:            filepath.Join(cfg.DataDir, "log"),
-		Fsync:          commitlog.FsyncPolicy(cfg.Backbone.Fsync),
-		FsyncInterval:  time.Duration(cfg.Backbone.FsyncInterval),
-		SegmentBytes:   int64(cfg.Backbone.SegmentBytes),
-		Retention:      time.Duration(cfg.Backbone.Retention),
-		RetentionBytes: int64(cfg.Backbone.RetentionBytes),
-		Logger:         log.With("component", "commitlog"),
-	})
+	backbone, closeBackbone, err := openBackbone(ctx, plan, log)
 	if err != nil {
-		return fmt.Errorf("open backbone: %w", err)
+		return err
 	}
-	defer func() {
-		if err := lg.Close(); err != nil {
-			log.Error("close backbone", "err", err)
-		}
-	}()
-	for _, name := range sortedKeys(cfg.Backbone.Topics) {
-		if err := lg.CreateTopic(name, cfg.Backbone.Topics[name].Partitions); err != nil {
-			return fmt.Errorf("topic %s: %w", name, err)
-		}
-	}
-	log.Info("backbone open", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
-		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
+	defer closeBackbone()
 
 	qm, err := queue.Open(queue.Options{
 		Dir:           filepath.Join(cfg.DataDir, "queues"),
@@ -192,7 +170,6 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	backbone := engine.Embedded(lg)
 	conns := connectors{log: log.With("component", "connector")}
 	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
 		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout)}})
@@ -253,6 +230,57 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// openBackbone opens the embedded log, or connects to Kafka when
+// backbone.type is kafka, and creates the configured topics.
+func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) (engine.Backbone, func(), error) {
+	cfg := plan.Config
+	started := time.Now()
+	if cfg.Backbone.Type == "kafka" {
+		conn := cfg.Connections[cfg.Backbone.Connection]
+		topics := map[string]int{}
+		for name, t := range cfg.Backbone.Topics {
+			topics[name] = t.Partitions
+		}
+		kb, err := kafka.NewBackbone(ctx, kafka.BackboneConfig{Client: kafkaClient(conn), Topics: topics,
+			Logger: log.With("component", "kafka-backbone")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open Kafka backbone (connection %s): %w", cfg.Backbone.Connection, err)
+		}
+		log.Info("backbone open", "type", "kafka", "connection", cfg.Backbone.Connection, "brokers", conn.Brokers,
+			"topics", len(topics), "took", time.Since(started).Round(time.Millisecond))
+		return kb, func() { _ = kb.Close() }, nil
+	}
+	lg, err := commitlog.Open(commitlog.Options{
+		Dir:            filepath.Join(cfg.DataDir, "log"),
+		Fsync:          commitlog.FsyncPolicy(cfg.Backbone.Fsync),
+		FsyncInterval:  time.Duration(cfg.Backbone.FsyncInterval),
+		SegmentBytes:   int64(cfg.Backbone.SegmentBytes),
+		Retention:      time.Duration(cfg.Backbone.Retention),
+		RetentionBytes: int64(cfg.Backbone.RetentionBytes),
+		Logger:         log.With("component", "commitlog"),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open backbone: %w", err)
+	}
+	closeLog := func() {
+		if err := lg.Close(); err != nil {
+			log.Error("close backbone", "err", err)
+		}
+	}
+	for _, name := range sortedKeys(cfg.Backbone.Topics) {
+		if err := lg.CreateTopic(name, cfg.Backbone.Topics[name].Partitions); err != nil {
+			closeLog()
+			return nil, nil, fmt.Errorf("topic %s: %w", name, err)
+		}
+	}
+	for _, tr := range lg.Truncations() {
+		log.Warn("recovery cut a torn tail", "truncation", fmt.Sprintf("%+v", tr))
+	}
+	log.Info("backbone open", "type", "embedded", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
+		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
+	return engine.Embedded(lg), closeLog, nil
 }
 
 // declareBroker creates the configured queues (dead-letter queues first, so
