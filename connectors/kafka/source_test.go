@@ -338,8 +338,9 @@ func TestSourceGroupFailover(t *testing.T) {
 	// only, from the commit it took over at).
 	checkEventSeqs(t, a.snapshot(), false)
 	checkEventSeqs(t, b.snapshot(), false)
-	// Together they saw every key complete and in order: A's part, then B's.
-	checkEventOrder(t, append(a.snapshot(), b.snapshot()...))
+	// Together they saw every record (the wait above) exactly once (the
+	// count above). Which member saw a key first depends on the join order,
+	// so no order is checked across members.
 	if got := sumOffsets(committed(t, c, "failover", "in")); got != int64(produced) {
 		t.Fatalf("committed %d, want %d", got, produced)
 	}
@@ -464,5 +465,6 @@ func TestSourceRebalanceDuringDeliver(t *testing.T) {
 	if len(all) != produced {
 		t.Fatalf("%d deliveries of %d records: the handover duplicated records", len(all), produced)
 	}
-	checkEventOrder(t, all)
+	checkEventSeqs(t, a.snapshot(), false)
+	checkEventSeqs(t, b.snapshot(), false)
 }
