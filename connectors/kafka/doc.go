@@ -87,11 +87,40 @@
 // NewSource and NewSink validate only: no I/O, no goroutines. Source.Run
 // builds its client, owns it and closes it before returning (a final
 // commit and a group leave, bounded by 10s). The Sink builds its client on
-// the first Send; Close flushes (bounded by ctx) and is idempotent. The Sink
-// has one mutex guarding its client pointer and closed flag; it is never
-// held while producing or waiting. The Source has no lock: Run's goroutine
-// is its only user, and franz-go serialises the rebalance callbacks with
-// polls (BlockRebalanceOnPoll).
+// the first Send; Close flushes (bounded by ctx) and is idempotent.
+//
+// Locks, none nested and none held during I/O or a callback: Sink.mu guards
+// the client pointer and the closed flag; delivered.mu guards the
+// source's delivered offsets, which Run's goroutine marks and the rebalance
+// callbacks commit and prune (franz-go runs those callbacks only between
+// polls, because of BlockRebalanceOnPoll); a per-Send mutex guards the list
+// of failed records that promises append to.
+//
+// # Non-obvious
+//
+//   - kgo.RecordDeliveryTimeout measures from the record timestamp, which
+//     the sink keeps from the event; an old (migrated) record would time out
+//     before its first attempt. The sink bounds a Send with a context
+//     deadline instead.
+//   - kgo.AutoCommitMarks cannot be combined with DisableAutoCommit, so the
+//     source keeps its own delivered offsets and commits them with
+//     CommitOffsetsSync.
+//   - A delivered offset is forgotten when its partition is revoked or lost,
+//     so a late commit cannot rewind the next owner's progress.
+//   - The sink passes event headers to franz-go without copying, by
+//     reinterpreting []event.Header as []kgo.RecordHeader; a compile-time
+//     struct conversion proves the two types identical. Copying them cost a
+//     third of the sink's own CPU.
+//
+// # Performance
+//
+// Benchmarks pair the connector with a bare franz-go client doing the same
+// work in the same run against the same kfake cluster:
+//
+//	go test ./connectors/kafka -run '^$' -bench . -benchtime 60x -count 3
+//
+// BenchmarkProducePaired and BenchmarkKafkaToKafka report records/s,
+// bare-records/s and pct-of-bare.
 //
 // Logs: lifecycle and rebalances at Info, retries at Warn, franz-go's own
 // Info chatter at Debug. Payloads are never logged.
