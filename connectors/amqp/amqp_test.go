@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,35 @@ func TestDeclareTopology(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailingDeliverBacksOff checks that a deliver that always fails is
+// retried with a growing pause (100ms doubling), not in a hot loop.
+func TestFailingDeliverBacksOff(t *testing.T) {
+	a := newAdmin(t)
+	q := testName(t, "backoff")
+	a.queue(q, nil)
+	if err := a.publish(t.Context(), q, eventtest.MakeEvents("b", 1, 1, false)); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(SourceConfig{URL: rabbitURL(), Queue: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = src.Run(ctx, func(context.Context, []event.Event) error {
+		calls.Add(1)
+		return errors.New("backbone down")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pauses of at least 50, 100, 200, 400, 800ms (jitter halves at most)
+	// fit 6 calls into 2s; a hot loop would make thousands.
+	if n := calls.Load(); n < 2 || n > 7 {
+		t.Fatalf("deliver called %d times in 2s, want 2..7", n)
 	}
 }

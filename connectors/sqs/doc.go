@@ -21,7 +21,7 @@
 //     visibility is extended (ChangeMessageVisibilityBatch) at 2/3 of it,
 //     so that a slow backbone does not let them reappear to another consumer.
 //   - A failed deliver makes the messages visible again after a backoff (1s
-//     doubling to 60s); a stop in the middle of deliver makes them visible
+//     doubling to 60s, following the messages' ApproximateReceiveCount); a stop in the middle of deliver makes them visible
 //     at once, for the next consumer. Nothing loops hot.
 //   - FIFO queues (URL ending in .fifo) use a single poller, so events of
 //     a message group enter the backbone in group order.
@@ -47,7 +47,10 @@
 //     empty body, characters SQS rejects).
 //   - A request that fails as a whole fails its entries and every later
 //     entry (not sent, to keep FIFO order); a missing queue or denied access
-//     is permanent, throttling and network errors retryable.
+//     is permanent, throttling and network errors retryable. On a FIFO
+//     queue, a request with any failed entry also leaves the later requests
+//     unsent (reported as retryable), so a group moves past a failed message
+//     by at most the rest of one request of 10.
 //   - FIFO: MessageGroupId = Params.GroupID, else the event key, else
 //     "default"; MessageDeduplicationId = Params.DedupID, else the header
 //     bridge-event-id, else unset (the queue's content-based deduplication

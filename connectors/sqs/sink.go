@@ -107,6 +107,17 @@ func (s *Sink) SendParams(ctx context.Context, batch []event.Event, params []eve
 			break
 		}
 		be.Failed = append(be.Failed, failed...)
+		if s.fifo && len(failed) > 0 && r+1 < len(requests) {
+			// A FIFO group must not move past a failed message: leave the
+			// rest unsent, for the caller's retry to send in order.
+			notSent := errors.New("sqs: not sent: an earlier message of the FIFO batch failed")
+			for _, rest := range requests[r+1:] {
+				for _, en := range rest {
+					be.Failed = append(be.Failed, event.ItemError{Index: en.index, Err: notSent})
+				}
+			}
+			break
+		}
 	}
 	if len(be.Failed) == 0 {
 		return nil

@@ -122,7 +122,9 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	// The cause is a poller's failure, or the caller's cancel or deadline
+	// (a clean stop either way).
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("sqs source %s: %w", s.cfg.Name, err)
 	}
 	return nil
@@ -160,7 +162,7 @@ type poller struct {
 	src        *Source
 	visibility time.Duration
 	deliver    event.DeliverFunc
-	failures   int // consecutive failed delivers
+	failures   int // consecutive failed delivers of this poller
 }
 
 func (p *poller) run(ctx context.Context) error {
@@ -222,7 +224,15 @@ func (p *poller) handle(ctx context.Context, msgs []types.Message) {
 		return
 	}
 	p.failures++
-	delay := min(retryVisibilityInitial<<min(p.failures-1, 10), p.src.cfg.RetryBackoffMax)
+	// The backoff follows the messages' own receive count, so that it
+	// keeps growing whichever poller (or bridge) receives them next.
+	attempts := p.failures
+	for _, m := range msgs {
+		if n, perr := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]); perr == nil {
+			attempts = max(attempts, n)
+		}
+	}
+	delay := min(retryVisibilityInitial<<min(attempts-1, 10), p.src.cfg.RetryBackoffMax)
 	p.src.log.Warn("deliver failed; messages visible again after a backoff", "messages", len(msgs), "backoff", delay, "err", err)
 	p.changeVisibility(ctx, msgs, delay)
 	// Keep this poller from receiving (other groups' or) other messages

@@ -384,3 +384,64 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("FIFO source concurrency %d (%v), want 1", fifo.cfg.Concurrency, err)
 	}
 }
+
+// TestFailingDeliverBacksOff checks that a deliver that always fails sees
+// its messages again only after a growing visibility backoff (1s, 2s, ...).
+func TestFailingDeliverBacksOff(t *testing.T) {
+	for _, p := range peers {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			c := p.client(t)
+			url := createQueue(t, c, false, 30*time.Second)
+			if err := publish(t.Context(), c, url, eventtest.MakeEvents("b", 1, 1, false)); err != nil {
+				t.Fatal(err)
+			}
+			var calls atomic.Int32
+			ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+			defer cancel()
+			err := newTestSource(t, c, url).Run(ctx, func(context.Context, []event.Event) error {
+				calls.Add(1)
+				return errors.New("backbone down")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Visible again after 1s, then 2s: 2 calls (3 at most with
+			// receive timing) in 3.5s.
+			if n := calls.Load(); n < 2 || n > 3 {
+				t.Fatalf("deliver called %d times in 3.5s, want 2..3", n)
+			}
+		})
+	}
+}
+
+// TestFIFOStopsAfterFailedEntry sends 15 events to a FIFO queue, the 4th
+// with an empty header value that SQS rejects: it fails as permanent, the
+// rest of its request is sent, and the second request is not sent at all.
+// It runs on the embedded API only: like SQS it rejects an empty attribute
+// value per entry, which fauxqs 1.9.2 accepts.
+func TestFIFOStopsAfterFailedEntry(t *testing.T) {
+	for _, p := range peers[1:] {
+		t.Run(p.name, func(t *testing.T) {
+			c := p.client(t)
+			url := createQueue(t, c, true, 30*time.Second)
+			evs := eventtest.MakeEvents("stop", 15, 1, false)
+			evs[3].Headers = append(evs[3].Headers, event.Header{Key: "empty", Value: []byte{}})
+			err := newTestSink(t, c, url).Send(t.Context(), evs)
+			var be *event.BatchError
+			if !errors.As(err, &be) {
+				t.Fatalf("send: %v, want *event.BatchError", err)
+			}
+			var idx []int
+			for _, f := range be.Failed {
+				idx = append(idx, f.Index)
+				if permanent := errors.Is(f.Err, event.ErrPermanent); permanent != (f.Index == 3) {
+					t.Errorf("item %d: %v (permanent=%v)", f.Index, f.Err, permanent)
+				}
+			}
+			if want := []int{3, 10, 11, 12, 13, 14}; !slices.Equal(idx, want) {
+				t.Fatalf("failed items %v, want %v", idx, want)
+			}
+		})
+	}
+}
