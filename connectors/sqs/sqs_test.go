@@ -445,3 +445,26 @@ func TestFIFOStopsAfterFailedEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestAWSTraceHeaderKept carries an X-Ray trace header from an event
+// received from SQS (header sqs.AWSTraceHeader) to the next SQS hop as the
+// AWSTraceHeader system attribute. It runs on the embedded API only:
+// fauxqs 1.9.2 drops the AWSTraceHeader system attribute.
+func TestAWSTraceHeaderKept(t *testing.T) {
+	const trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	for _, p := range peers[1:] {
+		t.Run(p.name, func(t *testing.T) {
+			c := p.client(t)
+			url := createQueue(t, c, false, 30*time.Second)
+			e := eventtest.MakeEvents("xray", 1, 1, false)[0]
+			e.Headers = append(e.Headers, event.Header{Key: HeaderAWSTraceHeader, Value: []byte(trace)})
+			if err := newTestSink(t, c, url).Send(t.Context(), []event.Event{e}); err != nil {
+				t.Fatal(err)
+			}
+			got := receiveVia(t, newTestSource(t, c, url), 1)
+			if v, _ := got[0].Header(HeaderAWSTraceHeader); string(v) != trace {
+				t.Fatalf("%s = %q, want %q (headers %q)", HeaderAWSTraceHeader, v, trace, perName(got[0].Headers))
+			}
+		})
+	}
+}
