@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	// before sends are abandoned. Default 10s.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Telemetry records spans and metrics (engine/telemetry); nil = off.
+	Telemetry *telemetry.Telemetry
 }
 
 // Engine runs pipelines. New builds, Run runs, and the status and replay
@@ -83,6 +86,7 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 	if err != nil {
 		return fmt.Errorf("pipeline %s: topic %s: %w", name, topic, err)
 	}
+	e.instrumentRoutes(routes) // telemetry: spans and metrics per route (route.go)
 	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
 	p.state.Store("starting")
 	if _, shared := e.backbone.(GroupBackbone); !shared {

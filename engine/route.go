@@ -10,8 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
 	"github.com/bridgeio/bridge/rules"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // On-error policies of a pipeline (SPEC §3).
@@ -52,6 +56,36 @@ type route struct {
 	maxBytes  int
 
 	stats routeStats
+
+	// Telemetry, set by instrumentRoutes. tracer is nil unless spans are
+	// recorded: with tracing off the cursor starts no span at all and the
+	// upstream traceparent travels unchanged. metrics is nil when telemetry
+	// is off; its methods are nil-safe.
+	tracer      trace.Tracer
+	metrics     *telemetry.RouteMetrics
+	processName string // span names built once
+	sendName    string
+	spanAttrs   []attribute.KeyValue
+}
+
+// instrumentRoutes attaches the engine's telemetry to a pipeline's routes.
+func (e *Engine) instrumentRoutes(routes []*route) {
+	tel := e.opts.Telemetry
+	if tel == nil {
+		return
+	}
+	for _, r := range routes {
+		target := targetName(r.sink)
+		r.metrics = tel.Route(r.pipeline, r.name, r.topic, target)
+		if tel.Tracing() {
+			r.tracer = tel.Tracer()
+		}
+		r.processName = "process " + r.pipeline + "/" + r.name
+		r.sendName = "send " + target
+		r.spanAttrs = []attribute.KeyValue{telemetry.AttrSystem.String(telemetry.System),
+			telemetry.AttrPipeline.String(r.pipeline), telemetry.AttrRoute.String(r.name),
+			telemetry.AttrDestination.String(target)}
+	}
 }
 
 // group is the consumer group name under which the route checkpoints.
@@ -82,6 +116,10 @@ type cursor struct {
 	params  []event.Params
 	outbuf  []event.Event
 	indexes []int
+	links   []trace.Link
+	// span is the context of the current batch's process span; invalid when
+	// tracing is off. Only the cursor goroutine touches it.
+	span trace.SpanContext
 }
 
 func newCursor(r *route, partition int32, b Backbone, log *slog.Logger) *cursor {
@@ -198,11 +236,22 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 	c.params = c.params[:0]
 	c.indexes = c.indexes[:0]
 	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
+	ctx := hard
+	if r.tracer != nil {
+		var span trace.Span
+		ctx, span = c.startProcessSpan(hard, evs)
+		defer func() { span.End(); c.span = trace.SpanContext{} }()
+	}
+	var evalStart time.Time
+	if r.metrics != nil {
+		evalStart = time.Now()
+	}
 	for i := range evs {
 		ev := &evs[i]
 		out, params, selected, err := c.evaluate(ev)
 		if err != nil {
 			r.stats.ruleErrors.Add(1)
+			r.metrics.Error(ctx, telemetry.ClassRule, 1)
 			if err := c.fail(soft, hard, ev, fmt.Errorf("rule: %w", event.Permanent(err)), 0); err != nil {
 				return err
 			}
@@ -218,10 +267,32 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 		c.indexes = append(c.indexes, i)
 	}
 	r.stats.matched.Add(int64(len(c.outbuf)))
+	if r.metrics != nil {
+		r.metrics.Read(ctx, len(evs), time.Since(evalStart).Seconds())
+	}
+	if r.tracer != nil {
+		trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrMatched.Int(len(c.outbuf)))
+	}
 	if len(c.outbuf) == 0 {
 		return nil
 	}
-	return c.send(soft, hard, evs, c.outbuf, c.params, c.indexes)
+	return c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes)
+}
+
+// startProcessSpan starts the batch's process span: a child of the first
+// traced event, linked to the other traces of the batch (SPEC §8 tracing:
+// one span per batch, not per event).
+func (c *cursor) startProcessSpan(hard context.Context, evs []event.Event) (context.Context, trace.Span) {
+	r := c.r
+	pctx, _, links := telemetry.BatchParent(hard, evs, c.links[:0])
+	ctx, span := r.tracer.Start(pctx, r.processName, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(links...), trace.WithAttributes(r.spanAttrs...),
+		trace.WithAttributes(telemetry.AttrOperation.String("process"), telemetry.AttrPartition.Int(int(c.partition)),
+			telemetry.AttrBatchSize.Int(len(evs))))
+	clear(links) // drop references to the batch's span contexts
+	c.links = links[:0]
+	c.span = span.SpanContext()
+	return ctx, span
 }
 
 // evaluate runs the filter, the route condition and the per-event rules.
@@ -241,7 +312,7 @@ func (c *cursor) evaluate(ev *event.Event) (event.Event, event.Params, bool, err
 			return event.Event{}, params, false, err
 		}
 	}
-	out := outgoing(ev)
+	out := outgoing(ev, c.span)
 	if r.key != nil {
 		k, ok, err := r.key.EvalString(c.env)
 		if err != nil {
@@ -283,26 +354,66 @@ func evalParam(p *rules.Program, env *rules.Env) (string, error) {
 // header bridge-event-id naming its backbone coordinates. An event that
 // already carries one (copied from another bridge topic or system) keeps the
 // original, so consumers deduplicate on the first id an event ever had.
-func outgoing(ev *event.Event) event.Event {
+//
+// When span is valid (tracing on), the event's traceparent is replaced by
+// span, so that the next hop is a child of this pipeline's process span, if
+// the event belongs to span's trace or had no trace; an event of another
+// trace of the batch keeps its upstream traceparent (its trace is linked
+// from the span), so no event ever leaves with a trace id it did not have.
+func outgoing(ev *event.Event, span trace.SpanContext) event.Event {
 	out := *ev
-	if _, ok := ev.Header(event.HeaderEventID); ok {
+	_, hasID := ev.Header(event.HeaderEventID)
+	inject := span.IsValid() && sameTraceOrNone(ev, span.TraceID())
+	if hasID && !inject {
 		return out
 	}
-	hs := make([]event.Header, len(ev.Headers), len(ev.Headers)+1)
+	// A fresh slice: ev.Headers may alias the backbone's read buffer.
+	hs := make([]event.Header, len(ev.Headers), len(ev.Headers)+2)
 	copy(hs, ev.Headers)
-	out.Headers = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+	if !hasID {
+		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+	}
+	if inject {
+		hs = telemetry.SetTraceParent(hs, span)
+	}
+	out.Headers = hs
 	return out
+}
+
+// sameTraceOrNone reports whether ev has no valid traceparent or one of trace id.
+func sameTraceOrNone(ev *event.Event, id trace.TraceID) bool {
+	tp, ok := ev.Header(event.HeaderTraceParent)
+	if !ok {
+		return true
+	}
+	sc, err := telemetry.ParseTraceParent(tp)
+	return err != nil || sc.TraceID() == id
 }
 
 // send delivers the selected events with retries, keeping their order. On a
 // partial failure only the failed events are sent again. It returns nil when
 // every event was acknowledged or handed to on_error.
-func (c *cursor) send(soft, hard context.Context, evs, batch []event.Event, params []event.Params, indexes []int) error {
+func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Event, params []event.Params, indexes []int) error {
 	r := c.r
+	ctx := hard
+	var span trace.Span
+	if r.tracer != nil {
+		ctx, span = r.tracer.Start(spanCtx, r.sendName, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(r.spanAttrs...), trace.WithAttributes(telemetry.AttrOperation.String("send"),
+				telemetry.AttrBatchSize.Int(len(batch))))
+		defer span.End()
+	}
 	for attempt := 1; ; attempt++ {
-		err := c.sendOnce(hard, batch, params)
+		var sent time.Time
+		if r.metrics != nil {
+			sent = time.Now()
+		}
+		err := c.sendOnce(ctx, batch, params)
 		if err == nil {
 			r.stats.sent.Add(int64(len(batch)))
+			if r.metrics != nil {
+				r.metrics.Send(ctx, time.Since(sent).Seconds(), false, len(batch), valueBytes(batch, nil))
+			}
 			return nil
 		}
 		if hard.Err() != nil {
@@ -311,6 +422,21 @@ func (c *cursor) send(soft, hard context.Context, evs, batch []event.Event, para
 		r.stats.sendErrors.Add(1)
 		failed := failedItems(err, len(batch))
 		r.stats.sent.Add(int64(len(batch) - len(failed)))
+		if r.metrics != nil {
+			r.metrics.Send(ctx, time.Since(sent).Seconds(), true, len(batch)-len(failed), valueBytes(batch, failed))
+			permanent := 0
+			for _, f := range failed {
+				if errors.Is(f.err, event.ErrPermanent) {
+					permanent++
+				}
+			}
+			r.metrics.Error(ctx, telemetry.ClassPermanent, permanent)
+			r.metrics.Error(ctx, telemetry.ClassRetryable, len(failed)-permanent)
+		}
+		if span != nil {
+			span.AddEvent("send failed", trace.WithAttributes(attribute.Int("attempt", attempt),
+				attribute.Int("failed", len(failed)), attribute.String("error", err.Error())))
+		}
 		var keepBatch []event.Event
 		var keepParams []event.Params
 		var keepIdx []int
@@ -329,10 +455,14 @@ func (c *cursor) send(soft, hard context.Context, evs, batch []event.Event, para
 			}
 		}
 		if len(keepBatch) == 0 {
+			if span != nil {
+				span.SetStatus(codes.Error, "events handed to on_error")
+			}
 			return nil
 		}
 		batch, params, indexes = keepBatch, keepParams, keepIdx
 		r.stats.retries.Add(1)
+		r.metrics.Retry(ctx)
 		pause := r.retry.backoff(attempt)
 		c.log.Warn("send failed, retrying", "attempt", attempt, "events", len(batch), "backoff", pause, "err", err)
 		// A soft stop ends the wait: the batch is not acknowledged, so it is
@@ -348,6 +478,18 @@ func (c *cursor) sendOnce(ctx context.Context, batch []event.Event, params []eve
 		return ps.SendParams(ctx, batch, params)
 	}
 	return c.r.sink.Send(ctx, batch)
+}
+
+// valueBytes sums the value sizes of the batch's events not in failed.
+func valueBytes(batch []event.Event, failed []failedItem) int64 {
+	var n int64
+	for i := range batch {
+		n += int64(len(batch[i].Value))
+	}
+	for _, f := range failed {
+		n -= int64(len(batch[f.index].Value))
+	}
+	return n
 }
 
 type failedItem struct {
@@ -415,10 +557,12 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 		return fmt.Errorf("%w: offset %d: %v", errStopped, ev.Offset, cause)
 	}
 	dl := deadLetterEvent(ev, r, cause, attempts)
+	dl.Headers = c.traceDeadLetter(ev, dl.Headers)
 	for attempt := 1; ; attempt++ {
 		err := r.deadLetter.Send(hard, []event.Event{dl})
 		if err == nil {
 			r.stats.deadLettered.Add(1)
+			r.metrics.DeadLetter(hard)
 			return nil
 		}
 		if hard.Err() != nil {
@@ -432,6 +576,27 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 	}
 }
 
+// traceDeadLetter adds the trace to a dead letter's headers: bridge-trace-id
+// names the trace the event belonged to (its own, else the batch's), and
+// when tracing is on the traceparent makes the dead letter a child of this
+// batch's process span, as outgoing does for a delivered event.
+func (c *cursor) traceDeadLetter(ev *event.Event, hs []event.Header) []event.Header {
+	var id trace.TraceID
+	if tp, ok := ev.Header(event.HeaderTraceParent); ok {
+		if sc, err := telemetry.ParseTraceParent(tp); err == nil {
+			id = sc.TraceID()
+		}
+	}
+	if c.span.IsValid() && (!id.IsValid() || id == c.span.TraceID()) {
+		id = c.span.TraceID()
+		hs = telemetry.SetTraceParent(hs, c.span)
+	}
+	if id.IsValid() {
+		hs = append(hs, event.Header{Key: telemetry.HeaderTraceID, Value: []byte(id.String())})
+	}
+	return hs
+}
+
 // deadLetterEvent keeps the original key, value and headers and adds the
 // provenance headers of SPEC §5.5.
 func deadLetterEvent(ev *event.Event, r *route, cause error, attempts int) event.Event {
@@ -442,7 +607,8 @@ func deadLetterEvent(ev *event.Event, r *route, cause error, attempts int) event
 	hs := make([]event.Header, 0, len(ev.Headers)+6)
 	for _, h := range ev.Headers {
 		switch h.Key {
-		case event.HeaderError, event.HeaderErrorClass, event.HeaderPipeline, event.HeaderRoute, event.HeaderAttempts:
+		case event.HeaderError, event.HeaderErrorClass, event.HeaderPipeline, event.HeaderRoute, event.HeaderAttempts,
+			telemetry.HeaderTraceID:
 			continue // a redriven dead letter gets fresh provenance
 		}
 		hs = append(hs, h)

@@ -151,6 +151,12 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 	defer closeBackbone()
+	// Telemetry (issue 7, cmd/bridge/telemetry.go): providers from telemetry:.
+	tel, stopTelemetry, err := newTelemetry(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
 
 	qm, err := queue.Open(queue.Options{
 		Dir:           filepath.Join(cfg.DataDir, "queues"),
@@ -172,17 +178,19 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	}
 	conns := connectors{log: log.With("component", "connector")}
 	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
-		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout)}})
+		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout), Telemetry: tel}})
 	if err != nil {
 		return err
 	}
+	defer observeEngine(tel, eng, broker, backbone, log)() // telemetry gauges
 
 	tokens := map[string]httpapi.Role{}
 	for _, t := range cfg.Auth.Tokens {
 		tokens[t.Token] = httpapi.Role(t.Role)
 	}
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
-		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http")})
+		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
+		Telemetry: tel, Metrics: tel.Handler()}) // telemetry: ingest spans, /metrics
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)

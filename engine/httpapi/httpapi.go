@@ -21,7 +21,11 @@ import (
 	"time"
 
 	"github.com/bridgeio/bridge/engine"
+	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Pipelines is what the API needs of the engine.
@@ -60,6 +64,9 @@ type Options struct {
 	Now            func() time.Time
 	// Ready reports extra readiness (e.g. backbone recovered); nil = true.
 	Ready func() bool
+	// Telemetry records ingest spans and metrics; nil = off. The caller's
+	// traceparent is carried into events either way.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -157,13 +164,57 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			"code": "malformed_event", "message": err.Error(), "index": idx}})
 		return
 	}
-	pos, err := s.opts.Backbone.Append(r.Context(), topic, evs)
+	ctx, span := s.startIngestSpan(r, topic, len(evs))
+	defer span.End()
+	stampTrace(evs, trace.SpanContextFromContext(ctx))
+	pos, err := s.opts.Backbone.Append(ctx, topic, evs)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		s.opts.Telemetry.Ingest(ctx, "http", topic, len(evs), 0, true)
 		s.log.Warn("append failed", "topic", topic, "events", len(evs), "err", err)
 		writeError(w, http.StatusServiceUnavailable, "append_failed", err.Error())
 		return
 	}
+	if s.opts.Telemetry != nil {
+		var n int64
+		for i := range evs {
+			n += int64(len(evs[i].Value))
+		}
+		s.opts.Telemetry.Ingest(ctx, "http", topic, len(evs), n, false)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"offsets": pos})
+}
+
+// traceContext reads W3C traceparent/tracestate request headers.
+var traceContext = propagation.TraceContext{}
+
+// startIngestSpan continues the caller's trace (traceparent request header)
+// with one server span per POST, whatever the number of events. With
+// tracing off it returns the caller's context in a non-recording span.
+func (s *Server) startIngestSpan(r *http.Request, topic string, events int) (context.Context, trace.Span) {
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if !s.opts.Telemetry.Tracing() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return s.opts.Telemetry.Tracer().Start(ctx, "ingest "+topic, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(telemetry.AttrSystem.String(telemetry.System), telemetry.AttrDestination.String(topic),
+			telemetry.AttrOperation.String("ingest"), telemetry.AttrBatchSize.Int(events)))
+}
+
+// stampTrace gives every event without a traceparent header the request's
+// trace context, so the trace continues through the backbone. An event
+// that carries its own traceparent keeps it: the producer said which trace
+// it belongs to.
+func stampTrace(evs []event.Event, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	for i := range evs {
+		if _, ok := evs[i].Header(event.HeaderTraceParent); ok {
+			continue
+		}
+		evs[i].Headers = telemetry.SetTraceParent(evs[i].Headers, sc)
+	}
 }
 
 func (s *Server) topicExists(topic string) bool {

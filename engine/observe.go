@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"github.com/bridgeio/bridge/embedded-broker/commitlog"
+	"github.com/bridgeio/bridge/engine/telemetry"
+)
+
+// Observers returns the scrape-time readers of the engine's gauges: lag per
+// (pipeline, route, partition), the broker's queue depths (b may be nil) and
+// the embedded log's partition sizes (only when backbone is the embedded
+// commitlog; other backbones report their own).
+func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
+	var o telemetry.Observers
+	var l *commitlog.Log
+	if eb, ok := backbone.(embedded); ok {
+		l = eb.l
+	}
+	if e != nil {
+		o.Lag = func() []telemetry.PartitionLag {
+			var out []telemetry.PartitionLag
+			for _, p := range e.Pipelines() {
+				for _, r := range p.Routes {
+					for _, ps := range r.Partitions {
+						out = append(out, telemetry.PartitionLag{Pipeline: p.Name, Route: r.Name, Partition: ps.Partition, Lag: ps.Lag})
+					}
+				}
+			}
+			return out
+		}
+	}
+	if b != nil {
+		o.Queues = func() []telemetry.QueueDepth {
+			depths := b.QueueDepths()
+			out := make([]telemetry.QueueDepth, len(depths))
+			for i, d := range depths {
+				out[i] = telemetry.QueueDepth{Queue: d.Name, Visible: d.Visible, InFlight: d.InFlight, Delayed: d.Delayed}
+			}
+			return out
+		}
+	}
+	if l != nil {
+		o.Log = func() []telemetry.LogPartition {
+			var out []telemetry.LogPartition
+			for _, ti := range l.Topics() {
+				for _, p := range ti.Partitions {
+					out = append(out, telemetry.LogPartition{Topic: ti.Name, Partition: p.Partition, Bytes: p.Bytes, Segments: p.Segments})
+				}
+			}
+			return out
+		}
+	}
+	return o
+}
