@@ -308,11 +308,12 @@ func (p *pipeline) segment(ctx context.Context, filler *kgo.Client, n int) (time
 }
 
 // runBridge runs Source → in-memory backbone → Sink for p.
-func runBridge(ctx context.Context, b *testing.B, wg *sync.WaitGroup, c *kfake.Cluster, p *pipeline) {
+func runBridge(ctx context.Context, b *testing.B, wg *sync.WaitGroup, c *kfake.Cluster, p *pipeline, originHeaders bool) {
 	backbone := make(chan []event.Event, 8)
 	src := newTestSource(b, c, "group-"+p.in, func(cfg *SourceConfig) {
 		cfg.Topics = []string{p.in}
 		cfg.MaxBatch = benchBatch
+		cfg.NoOriginHeaders = !originHeaders
 	})
 	sink := newTestSink(b, c, p.out, nil)
 	wg.Go(func() {
@@ -403,8 +404,15 @@ func runBare(ctx context.Context, b *testing.B, wg *sync.WaitGroup, c *kfake.Clu
 // same pipeline built from bare franz-go clients. Each iteration moves
 // 20,000 200-byte records through each pipeline in turn, so load from other
 // processes hits both alike; records/s is bridge's, bare-records/s the bare
-// pipeline's, pct-of-bare their ratio.
+// pipeline's, pct-of-bare their ratio. The sub-benchmarks run the source
+// with its default kafka.* origin headers and without them
+// (SourceConfig.NoOriginHeaders); the bare pipeline never adds them.
 func BenchmarkKafkaToKafka(b *testing.B) {
+	b.Run("origin_headers", func(b *testing.B) { benchKafkaToKafka(b, true) })
+	b.Run("no_origin_headers", func(b *testing.B) { benchKafkaToKafka(b, false) })
+}
+
+func benchKafkaToKafka(b *testing.B, originHeaders bool) {
 	const segment = 20 * benchBatch
 	c := benchCluster(b)
 	topics := benchTopics(b, c, "k2k-in", "k2k-out", "bare-in", "bare-out")
@@ -413,7 +421,7 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	runBridge(ctx, b, &wg, c, bridge)
+	runBridge(ctx, b, &wg, c, bridge, originHeaders)
 	runBare(ctx, b, &wg, c, bare)
 	filler := bareClient(b, c)
 	// Warm up: group joins and connections are not part of the figure.

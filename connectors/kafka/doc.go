@@ -54,8 +54,8 @@
 // with repeated names kept, the record timestamp becomes Event.Timestamp,
 // and Event.Source is SourceConfig.Name. Three headers are appended with the
 // record's origin, for migration verification: kafka.topic, kafka.partition
-// and kafka.offset (decimal). Event.Topic/Partition/Offset are left for the
-// backbone to assign.
+// and kafka.offset (decimal), unless SourceConfig.NoOriginHeaders is set.
+// Event.Topic/Partition/Offset are left for the backbone to assign.
 //
 // event → Kafka: Event.Key is the record key (the pipeline has already
 // applied its key rule), every header is copied in order (bridge-event-id,
@@ -77,7 +77,8 @@
 // quoted in an error.
 //
 // SourceConfig: Topics, Group, Name (required), MaxBatch (1000),
-// InitialBackoff (100ms), MaxBackoff (10s), Logger.
+// InitialBackoff (100ms), MaxBackoff (10s), NoOriginHeaders (false),
+// Logger.
 //
 // SinkConfig: Topic (required), Compression (none; snappy, lz4, zstd),
 // Linger (0), DeliveryTimeout (30s), Logger.

@@ -44,7 +44,10 @@ func FuzzRecordMapping(f *testing.F) {
 			Headers: splitHeaders(rawHeaders), Timestamp: ts}
 		second := &kgo.Record{Topic: topic + "2", Partition: partition ^ 1, Offset: offset ^ 1, Value: []byte("next")}
 
-		evs := toEvents([]*kgo.Record{rec, second}, "src")
+		if plain := toEvents([]*kgo.Record{rec}, "src", false)[0]; len(plain.Headers) != len(rec.Headers) {
+			t.Fatalf("without origin headers: %d headers for %d", len(plain.Headers), len(rec.Headers))
+		}
+		evs := toEvents([]*kgo.Record{rec, second}, "src", true)
 		ev := evs[0]
 		if (ev.Key == nil) != (key == nil) || !bytes.Equal(ev.Key, key) || !bytes.Equal(ev.Value, value) {
 			t.Fatalf("key/value changed: %q/%q -> %q/%q", key, value, ev.Key, ev.Value)
