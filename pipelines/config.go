@@ -39,6 +39,8 @@ type SQSAPI struct {
 	// Credentials, when non-empty, are the only access keys whose SigV4
 	// signatures are accepted; empty accepts any signature.
 	Credentials []SQSCredential `yaml:"credentials"`
+	// TLS, when set, serves the SQS API over HTTPS (cert_file, key_file).
+	TLS *TLS `yaml:"tls"`
 }
 
 // SQSCredential is one access key accepted by the SQS API.

@@ -110,6 +110,13 @@ func (v *validator) global() {
 	if c.SQSAPI.Listen != "" {
 		v.listen("sqs_api.listen", c.SQSAPI.Listen)
 	}
+	if c.SQSAPI.TLS != nil {
+		v.required("sqs_api.tls.cert_file", c.SQSAPI.TLS.CertFile)
+		v.required("sqs_api.tls.key_file", c.SQSAPI.TLS.KeyFile)
+		if c.SQSAPI.TLS.InsecureSkipVerify {
+			v.fail("sqs_api.tls.insecure_skip_verify", ErrConflict, "insecure_skip_verify applies to clients, not to a listener")
+		}
+	}
 	for i, cr := range c.SQSAPI.Credentials {
 		p := "sqs_api.credentials[" + strconv.Itoa(i) + "]"
 		v.required(p+".access_key_id", cr.AccessKeyID)

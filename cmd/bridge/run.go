@@ -206,9 +206,10 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("sqs_api.listen %s: %w", cfg.SQSAPI.Listen, err)
 		}
-		sqs := sqsapi.New(qm, sqsapi.Options{Addr: ln.Addr().String(), Credentials: creds, Logger: log.With("component", "sqsapi")})
-		sqsSrv = serve(ln, sqs, nil)
-		log.Info("SQS API listening", "addr", sqsSrv.addr, "signature_v4", len(creds) > 0)
+		sqs := sqsapi.New(qm, sqsapi.Options{Addr: ln.Addr().String(), Credentials: creds, Logger: log.With("component", "sqsapi"),
+			TracerProvider: spanProvider(tel)}) // telemetry: receive/delete spans
+		sqsSrv = serve(ln, sqs, cfg.SQSAPI.TLS)
+		log.Info("SQS API listening", "addr", sqsSrv.addr, "tls", cfg.SQSAPI.TLS != nil, "signature_v4", len(creds) > 0)
 	}
 
 	engineDone := make(chan error, 1)

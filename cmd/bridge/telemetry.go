@@ -8,6 +8,7 @@ import (
 	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/pipelines"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // newTelemetry builds the tracer and meter providers from the telemetry:
@@ -41,4 +42,13 @@ func observeEngine(tel *telemetry.Telemetry, eng *engine.Engine, broker *engine.
 		return func() {}
 	}
 	return func() { _ = unregister() }
+}
+
+// spanProvider is the tracer provider for components that skip all trace
+// work when given nil (sqsapi): nil unless spans are exported.
+func spanProvider(tel *telemetry.Telemetry) trace.TracerProvider {
+	if !tel.Tracing() {
+		return nil
+	}
+	return tel.TracerProvider()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Message system attribute names (SQS MessageSystemAttributeName).
@@ -75,6 +76,7 @@ func (s *Server) receiveMessage(ctx context.Context, body, out []byte) ([]byte, 
 	if err != nil {
 		return out, fromQueueError(err, name)
 	}
+	s.traceReceive(ctx, name, msgs)
 	sel := selection{
 		system: systemAttributeSet(req.AttributeNames, req.MessageSystemAttributeNames),
 		user:   req.MessageAttributeNames,
@@ -230,7 +232,10 @@ func (s *Server) deleteMessage(ctx context.Context, body, out []byte) ([]byte, *
 	if req.ReceiptHandle == "" {
 		return out, newError(kindMissingParameter, "The request must contain the parameter ReceiptHandle.")
 	}
+	span := s.startDelete(ctx, name, 1)
+	defer span.End()
 	if err := q.Delete(ctx, req.ReceiptHandle); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return out, fromQueueError(err, name)
 	}
 	return append(out, "{}"...), nil
@@ -265,7 +270,9 @@ func (s *Server) deleteMessageBatch(ctx context.Context, body, out []byte) ([]by
 		if len(handles) == 0 {
 			return errs
 		}
+		span := s.startDelete(ctx, name, len(handles))
 		results := q.DeleteBatch(ctx, handles)
+		span.End()
 		for k, i := range index {
 			if k >= len(results) {
 				errs[i] = newError(kindInternal, "queue returned %d results for %d deletes", len(results), len(handles))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -49,6 +50,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock for SigV4 expiry and move-task timestamps. Default time.Now.
 	Now func() time.Time
+	// TracerProvider, when set, records receive and delete spans (trace.go).
+	// nil records nothing and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Manager is what the server needs from the queue engine; *queue.Manager
@@ -72,6 +76,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	keys    map[string]string // access key id -> secret
+	tracer  trace.Tracer      // nil without Options.TracerProvider
 
 	// ctx is cancelled by Close; move tasks run under it.
 	ctx    context.Context
@@ -95,6 +100,9 @@ func New(m Manager, opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{manager: m, opts: opts, log: opts.Logger, now: opts.Now}
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer("github.com/bridgeio/bridge/embedded-broker/sqsapi")
+	}
 	if len(opts.Credentials) > 0 {
 		s.keys = make(map[string]string, len(opts.Credentials))
 		for _, c := range opts.Credentials {
@@ -176,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	outp := s.getBuf()
 	defer s.putBuf(outp)
-	out, apiErr := h(s, r.Context(), body, (*outp)[:0])
+	out, apiErr := h(s, s.withRequestTrace(r.Context(), r), body, (*outp)[:0])
 	*bufp = body[:0]
 	if apiErr != nil {
 		// A server fault (the engine failed) needs a human; a client's
