@@ -114,22 +114,19 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 	s.log.Info("kafka source started", "topics", s.cfg.Topics)
 	defer s.shutdown(ctx, cl)
 
-	attempt := 0
-	commitPending := false
+	deliverFailures, commitFailures := 0, 0
 	for ctx.Err() == nil {
-		fetches := cl.PollRecords(ctx, s.cfg.MaxBatch)
+		records, fetchErr := s.poll(ctx, cl, commitFailures)
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			break
 		}
-		fetchErr := s.fetchErrors(fetches)
-		records := fetches.Records()
 		if len(records) == 0 {
-			// A commit that failed earlier is retried on the idle path, so
-			// that the last delivered batch is committed even if nothing
-			// else arrives.
-			if commitPending {
-				commitPending = s.commit(ctx, cl) != nil
+			// A commit that failed is retried while idle too, so that the
+			// last delivered batch gets committed even if nothing else
+			// arrives (poll returns empty after a backoff for this).
+			if commitFailures > 0 {
+				commitFailures = s.commit(ctx, cl, commitFailures)
 			}
 			cl.AllowRebalance()
 			if fetchErr {
@@ -146,16 +143,16 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 			if ctx.Err() != nil {
 				break
 			}
-			wait := backoff(s.cfg.InitialBackoff, s.cfg.MaxBackoff, attempt)
-			attempt++
+			wait := backoff(s.cfg.InitialBackoff, s.cfg.MaxBackoff, deliverFailures)
+			deliverFailures++
 			s.log.Warn("deliver failed; will fetch and deliver the batch again",
-				"records", len(records), "attempt", attempt, "backoff", wait, "err", err)
+				"records", len(records), "attempt", deliverFailures, "backoff", wait, "err", err)
 			sleep(ctx, wait)
 			continue
 		}
-		attempt = 0
+		deliverFailures = 0
 		s.marks.mark(records)
-		commitPending = s.commit(ctx, cl) != nil
+		commitFailures = s.commit(ctx, cl, commitFailures)
 		cl.AllowRebalance()
 	}
 	return nil
@@ -215,12 +212,31 @@ func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	s.log.Info("kafka partitions revoked", "partitions", revoked)
 }
 
-func (s *Source) commit(ctx context.Context, cl *kgo.Client) error {
+// commit commits the delivered offsets and returns the updated count of
+// consecutive commit failures (0 on success).
+func (s *Source) commit(ctx context.Context, cl *kgo.Client, failures int) int {
 	err := s.marks.commit(ctx, cl)
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("offset commit failed; will retry", "err", err)
+	if err == nil {
+		return 0
 	}
-	return err
+	if ctx.Err() == nil {
+		s.log.Warn("offset commit failed; will retry", "failures", failures+1, "err", err)
+	}
+	return failures + 1
+}
+
+// poll returns the next records. PollRecords blocks until records arrive,
+// so while a commit is pending it is bounded by the commit backoff, after
+// which it returns no records and Run retries the commit.
+func (s *Source) poll(ctx context.Context, cl *kgo.Client, commitFailures int) ([]*kgo.Record, bool) {
+	pollCtx := ctx
+	if commitFailures > 0 {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithTimeout(ctx, backoff(s.cfg.InitialBackoff, s.cfg.MaxBackoff, commitFailures-1))
+		defer cancel()
+	}
+	fetches := cl.PollRecords(pollCtx, s.cfg.MaxBatch)
+	return fetches.Records(), s.fetchErrors(fetches)
 }
 
 // fetchErrors logs fetch errors and reports whether there was one. franz-go
@@ -230,7 +246,7 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client) error {
 func (s *Source) fetchErrors(fetches kgo.Fetches) bool {
 	found := false
 	fetches.EachError(func(topic string, partition int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 			return
 		}
 		found = true

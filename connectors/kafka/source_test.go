@@ -468,3 +468,38 @@ func TestSourceRebalanceDuringDeliver(t *testing.T) {
 	checkEventSeqs(t, a.snapshot(), false)
 	checkEventSeqs(t, b.snapshot(), false)
 }
+
+// TestSourceCommitOutage: while offset commits fail, delivery goes on and
+// nothing is reported committed; once commits work again the delivered
+// offsets are committed even though no new record arrives.
+func TestSourceCommitOutage(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	var commitOutage outage
+	commitOutage.install(c, 8) // kmsg.OffsetCommit
+	commitOutage.on.Store(true)
+
+	var backbone collector
+	stop := runSource(t, newTestSource(t, c, "commit-outage", nil), backbone.deliver)
+	const n = 200
+	produceInput(t, bareClient(t, c), keyedRecords("in", n, 5, 0))
+	backbone.waitCount(t, n, 20*time.Second)
+	waitFor(t, 10*time.Second, func() error {
+		if commitOutage.rejected.Load() == 0 {
+			return fmt.Errorf("no commit attempted yet")
+		}
+		return nil
+	})
+	if got := sumOffsets(committed(t, c, "commit-outage", "in")); got != 0 {
+		t.Fatalf("committed %d during the outage", got)
+	}
+	commitOutage.on.Store(false)
+	waitFor(t, 30*time.Second, func() error {
+		if got := sumOffsets(committed(t, c, "commit-outage", "in")); got != n {
+			return fmt.Errorf("committed %d of %d", got, n)
+		}
+		return nil
+	})
+	stop()
+	checkDistinct(t, backbone.snapshot(), n)
+}
