@@ -114,7 +114,7 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 	s.log.Info("kafka source started", "topics", s.cfg.Topics)
 	defer s.shutdown(ctx, cl)
 
-	deliverFailures, commitFailures := 0, 0
+	deliverFailures, commitFailures, fetchFailures := 0, 0, 0
 	for ctx.Err() == nil {
 		records, fetchErr := s.poll(ctx, cl, commitFailures)
 		if ctx.Err() != nil {
@@ -130,10 +130,14 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 			}
 			cl.AllowRebalance()
 			if fetchErr {
-				sleep(ctx, s.cfg.InitialBackoff)
+				// Errors franz-go does not retry itself come back at once;
+				// back off so that they neither spin nor flood the log.
+				sleep(ctx, backoff(s.cfg.InitialBackoff, s.cfg.MaxBackoff, fetchFailures))
+				fetchFailures++
 			}
 			continue
 		}
+		fetchFailures = 0
 		if err := deliver(ctx, toEvents(records, s.cfg.Name, !s.cfg.NoOriginHeaders)); err != nil {
 			// Rewind before allowing the rebalance, so that either this member
 			// fetches the same records again or the next owner starts from the
