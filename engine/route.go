@@ -118,8 +118,12 @@ type cursor struct {
 	indexes []int
 	links   []trace.Link
 	// span is the context of the current batch's process span; invalid when
-	// tracing is off. Only the cursor goroutine touches it.
-	span trace.SpanContext
+	// tracing is off. Only the cursor goroutine touches it. spanTP is its
+	// traceparent encoding and spanTraceHex its trace id in hex, computed
+	// once per batch: every outgoing event of the batch shares spanTP.
+	span         trace.SpanContext
+	spanTP       []byte
+	spanTraceHex [32]byte
 }
 
 func newCursor(r *route, partition int32, b Backbone, log *slog.Logger) *cursor {
@@ -240,7 +244,7 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 	if r.tracer != nil {
 		var span trace.Span
 		ctx, span = c.startProcessSpan(hard, evs)
-		defer func() { span.End(); c.span = trace.SpanContext{} }()
+		defer func() { span.End(); c.span, c.spanTP = trace.SpanContext{}, nil }()
 	}
 	var evalStart time.Time
 	if r.metrics != nil {
@@ -292,6 +296,8 @@ func (c *cursor) startProcessSpan(hard context.Context, evs []event.Event) (cont
 	clear(links) // drop references to the batch's span contexts
 	c.links = links[:0]
 	c.span = span.SpanContext()
+	c.spanTP = telemetry.AppendTraceParent(nil, c.span)
+	copy(c.spanTraceHex[:], c.spanTP[3:35])
 	return ctx, span
 }
 
@@ -312,7 +318,7 @@ func (c *cursor) evaluate(ev *event.Event) (event.Event, event.Params, bool, err
 			return event.Event{}, params, false, err
 		}
 	}
-	out := outgoing(ev, c.span)
+	out := c.outgoing(ev)
 	if r.key != nil {
 		k, ok, err := r.key.EvalString(c.env)
 		if err != nil {
@@ -360,10 +366,10 @@ func evalParam(p *rules.Program, env *rules.Env) (string, error) {
 // the event belongs to span's trace or had no trace; an event of another
 // trace of the batch keeps its upstream traceparent (its trace is linked
 // from the span), so no event ever leaves with a trace id it did not have.
-func outgoing(ev *event.Event, span trace.SpanContext) event.Event {
+func (c *cursor) outgoing(ev *event.Event) event.Event {
 	out := *ev
 	_, hasID := ev.Header(event.HeaderEventID)
-	inject := span.IsValid() && sameTraceOrNone(ev, span.TraceID())
+	inject := c.span.IsValid() && c.sameTraceOrNone(ev)
 	if hasID && !inject {
 		return out
 	}
@@ -374,20 +380,25 @@ func outgoing(ev *event.Event, span trace.SpanContext) event.Event {
 		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
 	}
 	if inject {
-		hs = telemetry.SetTraceParent(hs, span)
+		hs = telemetry.SetTraceParentValue(hs, c.span, c.spanTP)
 	}
 	out.Headers = hs
 	return out
 }
 
-// sameTraceOrNone reports whether ev has no valid traceparent or one of trace id.
-func sameTraceOrNone(ev *event.Event, id trace.TraceID) bool {
+// sameTraceOrNone reports whether ev has no valid traceparent or one in the
+// batch span's trace. The common case (the event is in the batch's trace)
+// is a 32-byte compare; only other values are parsed.
+func (c *cursor) sameTraceOrNone(ev *event.Event) bool {
 	tp, ok := ev.Header(event.HeaderTraceParent)
 	if !ok {
 		return true
 	}
+	if len(tp) >= 35 && string(tp[3:35]) == string(c.spanTraceHex[:]) {
+		return true
+	}
 	sc, err := telemetry.ParseTraceParent(tp)
-	return err != nil || sc.TraceID() == id
+	return err != nil || sc.TraceID() == c.span.TraceID()
 }
 
 // send delivers the selected events with retries, keeping their order. On a
@@ -589,7 +600,7 @@ func (c *cursor) traceDeadLetter(ev *event.Event, hs []event.Header) []event.Hea
 	}
 	if c.span.IsValid() && (!id.IsValid() || id == c.span.TraceID()) {
 		id = c.span.TraceID()
-		hs = telemetry.SetTraceParent(hs, c.span)
+		hs = telemetry.SetTraceParentValue(hs, c.span, c.spanTP)
 	}
 	if id.IsValid() {
 		hs = append(hs, event.Header{Key: telemetry.HeaderTraceID, Value: []byte(id.String())})

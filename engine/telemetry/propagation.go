@@ -123,7 +123,13 @@ func FromHeaders(hs []event.Header) (trace.SpanContext, bool) {
 // state belongs to the trace, not to the hop. hs must be owned by the
 // caller (not aliasing a backbone read buffer).
 func SetTraceParent(hs []event.Header, sc trace.SpanContext) []event.Header {
-	v := AppendTraceParent(make([]byte, 0, traceParentLen), sc)
+	return SetTraceParentValue(hs, sc, AppendTraceParent(make([]byte, 0, traceParentLen), sc))
+}
+
+// SetTraceParentValue is SetTraceParent with the encoded traceparent of sc
+// given, so that a batch shares one encoding. v must not be modified later:
+// every event of the batch aliases it.
+func SetTraceParentValue(hs []event.Header, sc trace.SpanContext, v []byte) []event.Header {
 	for i := range hs {
 		if hs[i].Key == event.HeaderTraceParent {
 			hs[i].Value = v
