@@ -265,3 +265,40 @@ func TestNewSinkValidates(t *testing.T) {
 		t.Fatalf("valid config: %v", err)
 	}
 }
+
+// TestClassify: Kafka errors retrying cannot fix are permanent; outages,
+// timeouts and a closed client stay retryable; the topic is named.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		err       error
+		permanent bool
+	}{
+		{kerr.MessageTooLarge, true},
+		{kerr.RecordListTooLarge, true},
+		{kerr.InvalidRecord, true},
+		{kerr.InvalidTopicException, true},
+		{kerr.TopicAuthorizationFailed, true},
+		{kerr.UnknownTopicOrPartition, true}, // reported only after franz-go's retries
+		{kerr.InvalidRequiredAcks, true},     // any other non-retriable Kafka error
+		{kerr.NotLeaderForPartition, false},
+		{kerr.RequestTimedOut, false},
+		{kerr.CorruptMessage, false}, // retriable for Kafka: a bad network read
+		{context.DeadlineExceeded, false},
+		{context.Canceled, false},
+		{kgo.ErrClientClosed, false},
+		{fmt.Errorf("wrapped: %w", kerr.MessageTooLarge), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			t.Parallel()
+			got := classify("orders", tc.err)
+			if errors.Is(got, event.ErrPermanent) != tc.permanent {
+				t.Fatalf("classify(%v): permanent = %v, want %v", tc.err, !tc.permanent, tc.permanent)
+			}
+			if !errors.Is(got, tc.err) || !strings.Contains(got.Error(), "orders") {
+				t.Fatalf("classify(%v) = %v: lost the cause or the topic", tc.err, got)
+			}
+		})
+	}
+}
