@@ -1,8 +1,8 @@
 // Package kafka is bridge's connector to Apache Kafka, built on franz-go
 // (kgo): a consumer-group Source, a producer Sink, and the connection config
-// they share (SPEC §3 connections of type kafka, §5, §8). It imports only
-// the event package, the standard library and franz-go, so that a Kafka
-// backbone can later be built from the same pieces.
+// they share (SPEC §3 connections of type kafka, §5, §8), and Backbone,
+// Kafka as bridge's log (backbone.type: kafka; see its type doc). It imports only
+// the event package, the standard library and franz-go.
 //
 // # Source guarantees
 //
