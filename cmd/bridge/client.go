@@ -239,7 +239,7 @@ type topicWire struct {
 	} `json:"partitions"`
 }
 
-// cmdTail: bridge tail TOPIC [--partition N] [--from earliest|latest|OFFSET|RFC3339] [--follow]
+// cmdTail: bridge tail TOPIC [--partition N] [--from earliest|latest|OFFSET|RFC3339] [--follow] [--filter EXPR]
 func cmdTail(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	addr, token, output := clientFlags(fs)
@@ -247,7 +247,12 @@ func cmdTail(ctx context.Context, args []string) error {
 	from := fs.String("from", "earliest", "earliest | latest | OFFSET | RFC3339 time")
 	follow := fs.Bool("follow", false, "keep waiting for new events")
 	limit := fs.Int("limit", 0, "stop after this many events (0 = no limit)")
+	filterSrc := fs.String("filter", "", `only events for which this rules expression holds, e.g. 'body.region == "eu"'`)
 	topic, _, err := parseWithTopic(fs, args, "tail")
+	if err != nil {
+		return err
+	}
+	filter, err := newEventFilter(*filterSrc)
 	if err != nil {
 		return err
 	}
@@ -309,6 +314,9 @@ func cmdTail(ctx context.Context, args []string) error {
 			}
 			cur.next = out.NextOffset
 			for _, ev := range out.Events {
+				if !filter.match(topic, ev) {
+					continue
+				}
 				printEvent(ev, *output)
 				printed++
 				if *limit > 0 && printed >= *limit {

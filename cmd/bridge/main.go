@@ -25,9 +25,10 @@ Usage:
   bridge validate -c FILE
   bridge test -c FILE [CASES.yaml...]
   bridge produce TOPIC [--key K] [-H name=value]... [VALUE...]   (stdin: one value per line)
-  bridge tail TOPIC [--from earliest|latest|OFFSET|RFC3339] [--follow] [--partition N]
+  bridge tail TOPIC [--from earliest|latest|OFFSET|RFC3339] [--follow] [--partition N] [--filter EXPR]
   bridge topics | bridge pipelines | bridge queues [redrive DLQ [--to QUEUE]]
   bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]
+  bridge dlq list [--pipeline P] [--filter EXPR] | dlq show ID | dlq redrive [--filter EXPR] [--to T] [--rate N]
   bridge version
 
 Client subcommands talk to a running bridge: --addr (default http://127.0.0.1:8080,
@@ -66,6 +67,8 @@ func realMain(args []string) int {
 		err = cmdQueues(ctx, rest)
 	case "replay":
 		err = cmdReplay(ctx, rest)
+	case "dlq":
+		err = cmdDLQ(ctx, rest)
 	case "version", "--version", "-v":
 		printVersion()
 	case "help", "-h", "--help":

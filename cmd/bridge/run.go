@@ -183,6 +183,12 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 	defer observeEngine(tel, eng, broker, backbone, log)() // telemetry gauges
+	// Dead letters (issue 7, dlq.go): browse and redrive over the HTTP API.
+	deadLetters, closeDeadLetters, err := openDeadLetters(cfg, eng, log)
+	if err != nil {
+		return err
+	}
+	defer closeDeadLetters()
 
 	tokens := map[string]httpapi.Role{}
 	for _, t := range cfg.Auth.Tokens {
@@ -190,7 +196,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	}
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
 		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
-		Telemetry: tel, Metrics: tel.Handler()}) // telemetry: ingest spans, /metrics
+		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters}) // telemetry: ingest spans, /metrics; /v1/deadletters
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)

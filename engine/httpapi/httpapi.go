@@ -67,6 +67,8 @@ type Options struct {
 	// Telemetry records ingest spans and metrics; nil = off. The caller's
 	// traceparent is carried into events either way.
 	Telemetry *telemetry.Telemetry
+	// DeadLetters serves /v1/deadletters; nil lists none.
+	DeadLetters DeadLetters
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -97,6 +99,9 @@ func New(opts Options) *Server {
 	s.handle("POST /v1/pipelines/{name}/replay", RoleAdmin, s.replay)
 	s.handle("GET /v1/queues", RoleConsumer, s.listQueues)
 	s.handle("POST /v1/queues/{dlq}/redrive", RoleAdmin, s.redrive)
+	s.handle("GET /v1/deadletters", RoleConsumer, s.listDeadLetters)
+	s.handle("GET /v1/deadletters/{id...}", RoleConsumer, s.getDeadLetter)
+	s.handle("POST /v1/deadletters/redrive", RoleAdmin, s.redriveDeadLetters)
 	s.handle("GET /readyz", RoleConsumer, s.readyz)
 	if opts.Metrics != nil {
 		s.handle("GET /metrics", RoleConsumer, opts.Metrics.ServeHTTP)
