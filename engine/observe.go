@@ -7,7 +7,7 @@ import (
 
 // Observers returns the scrape-time readers of the engine's gauges: lag per
 // (pipeline, route, partition), the broker's queue depths (b may be nil) and
-// the embedded log's partition sizes (only when backbone is the embedded
+// per-source event and error totals, the embedded log's partition sizes (only when backbone is the embedded
 // commitlog; other backbones report their own).
 func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 	var o telemetry.Observers
@@ -24,6 +24,14 @@ func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 						out = append(out, telemetry.PartitionLag{Pipeline: p.Name, Route: r.Name, Partition: ps.Partition, Lag: ps.Lag})
 					}
 				}
+			}
+			return out
+		}
+		o.Sources = func() []telemetry.SourceCount {
+			srcs := e.Sources()
+			out := make([]telemetry.SourceCount, len(srcs))
+			for i, s := range srcs {
+				out[i] = telemetry.SourceCount{Source: s.Name, Topic: s.Topic, Events: s.Events, Errors: s.Errors}
 			}
 			return out
 		}

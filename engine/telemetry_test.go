@@ -269,3 +269,39 @@ func grepMetrics(text, pattern string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// onceSource delivers its batch once and then waits for the end.
+type onceSource struct{ batch []event.Event }
+
+func (s *onceSource) Run(ctx context.Context, deliver event.DeliverFunc) error {
+	if err := deliver(ctx, s.batch); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestSourceMetrics: a configured source's deliveries appear as
+// bridge_source_events_total at the next scrape.
+func TestSourceMetrics(t *testing.T) {
+	tel, err := telemetry.New(telemetry.Config{Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newMemBackbone(map[string]int{"in": 1})
+	e := newEngine(b, Options{Telemetry: tel})
+	e.addSource("feed", "in", &onceSource{batch: make([]event.Event, 5)}, nil)
+	unregister, err := tel.Observe(Observers(e, nil, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	runEngine(t, e)
+	series := `bridge_source_events_total{bridge_source="feed",messaging_destination_name="in",messaging_system="bridge"}`
+	waitFor(t, 5*time.Second, func() error {
+		if v, ok := metricValue(scrape(t, tel), series); !ok || v != 5 {
+			return fmt.Errorf("%s = %v (found %v), want 5", series, v, ok)
+		}
+		return nil
+	})
+}

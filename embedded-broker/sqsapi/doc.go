@@ -70,6 +70,14 @@
 //     memory (ten per source) and lost on restart.
 //   - Permissions, tagging and the query (XML) protocol are not served.
 //
+// # Tracing
+//
+// With Options.TracerProvider set, ReceiveMessage records a "receive QUEUE"
+// span continuing the trace in the first message's traceparent attribute
+// (other messages' traces are links) and DeleteMessage(Batch) a "delete
+// QUEUE" span under the request's traceparent header, if any. Message
+// attributes are returned as stored. Without a provider nothing is parsed.
+//
 // # Concurrency
 //
 // A Server is safe for concurrent use; each request runs on its HTTP

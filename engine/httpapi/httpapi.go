@@ -1,6 +1,12 @@
 // Package httpapi serves bridge's HTTP API (SPEC §6): ingest into backbone
-// topics, reads, pipeline status and replay, queue depths and redrive,
-// health, and metrics. Every error is {"error":{"code":..,"message":..}}.
+// topics, reads, pipeline status and replay, queue depths and redrive, dead
+// letters (browse with a rules filter, idempotent redrive), health, and
+// metrics. Every error is {"error":{"code":..,"message":..}}.
+//
+// Tracing: a POST continues the caller's W3C trace (traceparent request
+// header) with one span per request, and every event without its own
+// traceparent header is stored with the request's trace context, so the
+// trace continues through the backbone and the pipelines.
 //
 // A POST of events answers 200 only once the backbone made them durable
 // under its fsync policy; any failure before that answers an error and the

@@ -28,18 +28,28 @@ type LogPartition struct {
 	Segments  int
 }
 
+// SourceCount is one source's running totals.
+type SourceCount struct {
+	Source, Topic  string
+	Events, Errors int64
+}
+
 // Observers are read at each scrape. Any of them may be nil. They must be
 // safe for concurrent use and cheap: they run on the scraping goroutine.
 type Observers struct {
 	Lag    func() []PartitionLag
 	Queues func() []QueueDepth
 	Log    func() []LogPartition
+	// Sources are cumulative counts kept by the engine; they are exported
+	// as observable counters, so a source's delivery path pays nothing.
+	Sources func() []SourceCount
 }
 
 // Observe registers observable gauges over o: bridge.pipeline.lag
 // ({message}), bridge.queue.messages ({message}, by bridge.state visible,
 // in_flight, delayed), bridge.log.size (By) and bridge.log.segments
-// ({segment}). The returned function unregisters them. On a nil t it does
+// ({segment}), and the counters bridge.source.events and bridge.source.errors
+// ({message}, {error}). The returned function unregisters them. On a nil t it does
 // nothing.
 func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 	if t == nil {
@@ -56,6 +66,12 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 	depth := gauge("bridge.queue.messages", "{message}", "Embedded queue messages by state.")
 	size := gauge("bridge.log.size", "By", "Backbone partition size on disk.")
 	segments := gauge("bridge.log.segments", "{segment}", "Backbone partition segment files.")
+	srcEvents, err := m.Int64ObservableCounter("bridge.source.events", metric.WithUnit("{message}"),
+		metric.WithDescription("Events a configured source delivered to the backbone."))
+	errs = append(errs, err)
+	srcErrors, err := m.Int64ObservableCounter("bridge.source.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Failed deliveries and restarts of a configured source."))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -82,8 +98,15 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 				obs.ObserveInt64(segments, int64(p.Segments), attrs)
 			}
 		}
+		if o.Sources != nil {
+			for _, src := range o.Sources() {
+				attrs := metric.WithAttributes(sys, AttrSource.String(src.Source), AttrDestination.String(src.Topic))
+				obs.ObserveInt64(srcEvents, src.Events, attrs)
+				obs.ObserveInt64(srcErrors, src.Errors, attrs)
+			}
+		}
 		return nil
-	}, lag, depth, size, segments)
+	}, lag, depth, size, segments, srcEvents, srcErrors)
 	if err != nil {
 		return nil, err
 	}
