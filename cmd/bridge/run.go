@@ -183,6 +183,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 	defer observeEngine(tel, eng, broker, backbone, log)() // telemetry gauges
+	// Startup line per connection, no secrets (startup.go).
+	logConnections(cfg, log)
 	// Dead letters (issue 7, dlq.go): browse and redrive over the HTTP API.
 	deadLetters, closeDeadLetters, err := openDeadLetters(cfg, eng, log)
 	if err != nil {
