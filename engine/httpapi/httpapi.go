@@ -220,11 +220,12 @@ func stampTrace(evs []event.Event, sc trace.SpanContext) {
 	if !sc.IsValid() {
 		return
 	}
+	tp := telemetry.AppendTraceParent(nil, sc) // shared by the request's events; never modified
 	for i := range evs {
 		if _, ok := evs[i].Header(event.HeaderTraceParent); ok {
 			continue
 		}
-		evs[i].Headers = telemetry.SetTraceParent(evs[i].Headers, sc)
+		evs[i].Headers = telemetry.SetTraceParentValue(evs[i].Headers, sc, tp)
 	}
 }
 
