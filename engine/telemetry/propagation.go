@@ -154,11 +154,18 @@ const MaxLinks = 32
 func BatchParent(ctx context.Context, evs []event.Event, links []trace.Link) (context.Context, trace.SpanContext, []trace.Link) {
 	var parent trace.SpanContext
 	var lastTrace trace.TraceID
+	var lastTP []byte
 	for i := range evs {
 		tp, ok := evs[i].Header(event.HeaderTraceParent)
 		if !ok {
 			continue
 		}
+		// Events of one POST or upstream batch share a traceparent: a byte
+		// compare skips the hex decode for all but the first of a run.
+		if lastTP != nil && string(tp) == string(lastTP) {
+			continue
+		}
+		lastTP = tp
 		sc, err := ParseTraceParent(tp)
 		if err != nil {
 			continue
