@@ -5,10 +5,11 @@ import (
 	"github.com/bridgeio/bridge/engine/telemetry"
 )
 
-// Observers returns the scrape-time readers of the engine's gauges: lag per
-// (pipeline, route, partition), the broker's queue depths (b may be nil) and
-// per-source event and error totals, the embedded log's partition sizes (only when backbone is the embedded
-// commitlog; other backbones report their own).
+// Observers returns the scrape-time readers of the engine's gauges and
+// cumulative counters: lag per (pipeline, route, partition) and per-source
+// event and error totals (e), queue depths and exchange unroutable counts
+// (b, may be nil), and the partition sizes of the embedded log (only when
+// backbone is the embedded commitlog; other backbones report their own).
 func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 	var o telemetry.Observers
 	var l *commitlog.Log
@@ -42,6 +43,13 @@ func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 			out := make([]telemetry.QueueDepth, len(depths))
 			for i, d := range depths {
 				out[i] = telemetry.QueueDepth{Queue: d.Name, Visible: d.Visible, InFlight: d.InFlight, Delayed: d.Delayed}
+			}
+			return out
+		}
+		o.Exchanges = func() []telemetry.ExchangeCount {
+			out := make([]telemetry.ExchangeCount, 0, len(b.exchanges))
+			for name, x := range b.exchanges {
+				out = append(out, telemetry.ExchangeCount{Exchange: name, Unroutable: x.unroutable.Load()})
 			}
 			return out
 		}

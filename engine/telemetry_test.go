@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridgeio/bridge/embedded-broker/exchange"
+	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -304,4 +306,54 @@ func TestSourceMetrics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBrokerMetrics: queue depths by state and exchange unroutable counts
+// appear at the next scrape.
+func TestBrokerMetrics(t *testing.T) {
+	tel, err := telemetry.New(telemetry.Config{Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qm, err := queue.Open(queue.Options{Dir: t.TempDir(), Fsync: "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qm.Close()
+	if _, err := qm.Create(queue.Config{Name: "work"}); err != nil {
+		t.Fatal(err)
+	}
+	broker := NewBroker(qm)
+	x, err := exchange.New("orders", exchange.Direct, []exchange.Binding{{Queue: "work", Key: "eu"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker.AddExchange(x, "")
+	sink, err := newExchangeSink(broker, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []event.Event{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}}
+	params := []event.Params{{RoutingKey: "eu"}, {RoutingKey: "eu"}, {RoutingKey: "us"}}
+	if err := sink.SendParams(context.Background(), evs, params); err != nil {
+		t.Fatal(err)
+	}
+	unregister, err := tel.Observe(Observers(nil, broker, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	text := scrape(t, tel)
+	for _, tc := range []struct {
+		series string
+		want   float64
+	}{
+		{`bridge_queue_messages{bridge_queue="work",bridge_state="visible",messaging_system="bridge"}`, 2},
+		{`bridge_queue_messages{bridge_queue="work",bridge_state="in_flight",messaging_system="bridge"}`, 0},
+		{`bridge_exchange_unroutable_total{messaging_destination_name="orders",messaging_system="bridge"}`, 1},
+	} {
+		if got, ok := metricValue(text, tc.series); !ok || got != tc.want {
+			t.Errorf("%s = %v (found %v), want %v", tc.series, got, ok, tc.want)
+		}
+	}
 }

@@ -34,6 +34,12 @@ type SourceCount struct {
 	Events, Errors int64
 }
 
+// ExchangeCount is one embedded exchange's unroutable total.
+type ExchangeCount struct {
+	Exchange   string
+	Unroutable int64
+}
+
 // Observers are read at each scrape. Any of them may be nil. They must be
 // safe for concurrent use and cheap: they run on the scraping goroutine.
 type Observers struct {
@@ -43,13 +49,16 @@ type Observers struct {
 	// Sources are cumulative counts kept by the engine; they are exported
 	// as observable counters, so a source's delivery path pays nothing.
 	Sources func() []SourceCount
+	// Exchanges are the embedded exchanges' unroutable totals.
+	Exchanges func() []ExchangeCount
 }
 
 // Observe registers observable gauges over o: bridge.pipeline.lag
 // ({message}), bridge.queue.messages ({message}, by bridge.state visible,
 // in_flight, delayed), bridge.log.size (By) and bridge.log.segments
 // ({segment}), and the counters bridge.source.events and bridge.source.errors
-// ({message}, {error}). The returned function unregisters them. On a nil t it does
+// ({message}, {error}), and bridge.exchange.unroutable ({message}). The
+// returned function unregisters them. On a nil t it does
 // nothing.
 func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 	if t == nil {
@@ -71,6 +80,9 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 	errs = append(errs, err)
 	srcErrors, err := m.Int64ObservableCounter("bridge.source.errors", metric.WithUnit("{error}"),
 		metric.WithDescription("Failed deliveries and restarts of a configured source."))
+	errs = append(errs, err)
+	unroutable, err := m.Int64ObservableCounter("bridge.exchange.unroutable", metric.WithUnit("{message}"),
+		metric.WithDescription("Events no binding of an embedded exchange matched (dropped or dead-lettered)."))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -105,8 +117,13 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 				obs.ObserveInt64(srcErrors, src.Errors, attrs)
 			}
 		}
+		if o.Exchanges != nil {
+			for _, x := range o.Exchanges() {
+				obs.ObserveInt64(unroutable, x.Unroutable, metric.WithAttributes(sys, AttrDestination.String(x.Exchange)))
+			}
+		}
 		return nil
-	}, lag, depth, size, segments, srcEvents, srcErrors)
+	}, lag, depth, size, segments, srcEvents, srcErrors, unroutable)
 	if err != nil {
 		return nil, err
 	}
