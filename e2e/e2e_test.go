@@ -22,7 +22,34 @@ import (
 	"time"
 )
 
-var binary string
+var (
+	binary string // built once by TestMain, without the race detector
+	binDir string
+
+	raceOnce   sync.Once
+	raceBin    string
+	raceBinErr error
+)
+
+// raceBinary returns bridge built with the race detector, built on first
+// use. Tests that exercise the concurrent paths of a whole process (many
+// partitions, routes and queues at once) run it, so a data race between
+// packages fails the test even where no package test reaches it.
+func raceBinary(t *testing.T) string {
+	t.Helper()
+	raceOnce.Do(func() {
+		raceBin = filepath.Join(binDir, "bridge-race")
+		build := exec.Command("go", "build", "-race", "-o", raceBin, "../cmd/bridge")
+		out, err := build.CombinedOutput()
+		if err != nil {
+			raceBinErr = fmt.Errorf("go build -race: %v\n%s", err, out)
+		}
+	})
+	if raceBinErr != nil {
+		t.Fatal(raceBinErr)
+	}
+	return raceBin
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "bridge-e2e-bin")
@@ -30,10 +57,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	binary = filepath.Join(dir, "bridge")
-	// The binary is built without the race detector even under -race: these
-	// tests are about processes, crashes and throughput; the packages' own
-	// tests cover data races.
+	// The main binary is built without the race detector: most of these
+	// tests are about processes, crashes and throughput. raceBinary serves
+	// the ones that hunt races across packages.
 	build := exec.Command("go", "build", "-o", binary, "../cmd/bridge")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -100,9 +128,16 @@ func writeConfig(t *testing.T, dataDir, template string) (cfgPath, httpAddr, sqs
 // start runs bridge on cfgPath and waits until /readyz answers 200.
 func start(t *testing.T, cfgPath, httpAddr, sqsAddr, dataDir string) *instance {
 	t.Helper()
+	return startBinary(t, binary, cfgPath, httpAddr, sqsAddr, dataDir)
+}
+
+// startBinary is start with another build of bridge (see raceBinary). A
+// data race reported by a race-enabled build fails the test.
+func startBinary(t *testing.T, bin, cfgPath, httpAddr, sqsAddr, dataDir string) *instance {
+	t.Helper()
 	in := &instance{t: t, cfgPath: cfgPath, dataDir: dataDir, httpURL: "http://" + httpAddr,
 		sqsURL: "http://" + sqsAddr, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	in.cmd = exec.Command(binary, "run", "-c", cfgPath)
+	in.cmd = exec.Command(bin, "run", "-c", cfgPath)
 	in.cmd.Stderr = in.stderr
 	in.cmd.Stdout = in.stderr
 	if err := in.cmd.Start(); err != nil {
@@ -113,6 +148,9 @@ func start(t *testing.T, cfgPath, httpAddr, sqsAddr, dataDir string) *instance {
 		if in.cmd.ProcessState == nil {
 			_ = in.cmd.Process.Kill()
 			<-in.done
+		}
+		if strings.Contains(in.stderr.String(), "WARNING: DATA RACE") {
+			t.Error("the race detector reported a data race in bridge")
 		}
 		if t.Failed() {
 			t.Logf("bridge stderr:\n%s", in.stderr.String())

@@ -47,7 +47,7 @@ func sqsClient(endpoint string) *sqs.Client {
 func TestOrderFanoutTour(t *testing.T) {
 	data := t.TempDir()
 	cfg, httpAddr, sqsAddr := writeConfig(t, data, exampleConfig(t, "order-fanout.yaml"))
-	in := start(t, cfg, httpAddr, sqsAddr, data)
+	in := startBinary(t, raceBinary(t), cfg, httpAddr, sqsAddr, data)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

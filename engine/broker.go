@@ -181,9 +181,6 @@ type exchangeSink struct {
 	b    *Broker
 	x    *exchangeRT
 	name string
-	// ErrUnroutable is returned (permanent) for an unroutable event when the
-	// exchange has no dead-letter queue and the policy is not drop.
-	routes []string
 }
 
 // ErrUnroutable marks an event that no binding of an exchange matched.
@@ -212,13 +209,16 @@ func (s *exchangeSink) SendParams(ctx context.Context, batch []event.Event, para
 	byQueue := map[string]*perQueue{}
 	var order []string
 	var be event.BatchError
+	// One sink serves every partition cursor of a route at once: scratch
+	// space is per call, never on the sink.
+	var routes []string
 	for i := range batch {
 		var p event.Params
 		if params != nil {
 			p = params[i]
 		}
-		s.routes = s.x.x.Route(p.RoutingKey, batch[i].Headers, s.routes[:0])
-		targets := s.routes
+		routes = s.x.x.Route(p.RoutingKey, batch[i].Headers, routes[:0])
+		targets := routes
 		if len(targets) == 0 {
 			s.x.unroutable.Add(1)
 			if s.x.deadLetter == "" {
