@@ -120,6 +120,9 @@ type Connection struct {
 	AccessKeyID     string `yaml:"access_key_id"`
 	SecretAccessKey string `yaml:"secret_access_key"`
 
+	// kafka: consumer group session timeout (sources, backbone)
+	SessionTimeout Duration `yaml:"session_timeout"`
+
 	// all types
 	DialTimeout    Duration `yaml:"dial_timeout"`
 	RequestTimeout Duration `yaml:"request_timeout"`

@@ -222,7 +222,8 @@ func (v *validator) connections() {
 		}
 		v.positive(p+".dial_timeout", int64(c.DialTimeout))
 		v.positive(p+".request_timeout", int64(c.RequestTimeout))
-		kafka := map[string]bool{"brokers": len(c.Brokers) > 0, "client_id": c.ClientID != "", "sasl": c.SASL != nil}
+		kafka := map[string]bool{"brokers": len(c.Brokers) > 0, "client_id": c.ClientID != "", "sasl": c.SASL != nil,
+			"session_timeout": c.SessionTimeout != 0}
 		amqp := map[string]bool{"url": c.URL != ""}
 		sqs := map[string]bool{"region": c.Region != "", "endpoint": c.Endpoint != "",
 			"access_key_id": c.AccessKeyID != "", "secret_access_key": c.SecretAccessKey != ""}
@@ -262,6 +263,9 @@ func (v *validator) kafkaConnection(p string, c *Connection) {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			v.fail(p+".brokers["+strconv.Itoa(i)+"]", ErrInvalid, "%q is not host:port", b)
 		}
+	}
+	if c.SessionTimeout < 0 {
+		v.fail(p+".session_timeout", ErrInvalid, "must be positive")
 	}
 	if c.SASL != nil {
 		v.oneOf(p+".sasl.mechanism", c.SASL.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

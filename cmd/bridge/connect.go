@@ -77,7 +77,8 @@ func (c connectors) source(s *pipelines.Source, conn *pipelines.Connection) (eve
 
 func kafkaClient(conn *pipelines.Connection) kafka.ClientConfig {
 	cc := kafka.ClientConfig{Brokers: conn.Brokers, ClientID: conn.ClientID,
-		DialTimeout: time.Duration(conn.DialTimeout), RequestTimeout: time.Duration(conn.RequestTimeout)}
+		DialTimeout: time.Duration(conn.DialTimeout), RequestTimeout: time.Duration(conn.RequestTimeout),
+		SessionTimeout: time.Duration(conn.SessionTimeout)}
 	if t := conn.TLS; t != nil {
 		cc.TLS = &kafka.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, InsecureSkipVerify: t.InsecureSkipVerify}
 	}

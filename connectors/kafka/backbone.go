@@ -425,12 +425,11 @@ func (b *Backbone) OutOfRange(error) (int64, int64, bool) { return 0, 0, false }
 // bridge processes and to commit with the group's generation.
 func (b *Backbone) Join(ctx context.Context, group, topic string, assigned, revoked func([]int32)) error {
 	lost := make(chan error, 1)
-	opts := append(slices.Clone(b.base),
+	// A killed process's partitions move after the session timeout (see
+	// ClientConfig.SessionTimeout).
+	opts := append(slices.Clone(b.base), b.cfg.Client.groupOptions()...)
+	opts = append(opts,
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
-		// A killed process's partitions move after the session timeout:
-		// 10 s instead of franz-go's 45 s default bounds failover, while
-		// staying above Kafka's default group.min.session.timeout.ms (6 s).
-		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(time.Second),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			if ps := m[topic]; len(ps) > 0 {
 				assigned(sortedPartitions(ps))

@@ -39,6 +39,25 @@ type ClientConfig struct {
 	// (kgo.RequestTimeoutOverhead), and for a sink also the produce request
 	// timeout (kgo.ProduceRequestTimeout). Default 10s.
 	RequestTimeout time.Duration
+	// SessionTimeout is the consumer group session timeout of sources and
+	// of the Kafka backbone: how long the group waits for a member that
+	// stopped heartbeating (a killed process) before its partitions move.
+	// Default 10s (franz-go's own is 45s); the broker must allow it
+	// (group.min.session.timeout.ms, 6s by default). Heartbeats go every
+	// tenth of it.
+	SessionTimeout time.Duration
+}
+
+// DefaultSessionTimeout is ClientConfig.SessionTimeout's default.
+const DefaultSessionTimeout = 10 * time.Second
+
+// groupOptions are the consumer group membership options of c.
+func (c ClientConfig) groupOptions() []kgo.Opt {
+	st := c.SessionTimeout
+	if st <= 0 {
+		st = DefaultSessionTimeout
+	}
+	return []kgo.Opt{kgo.SessionTimeout(st), kgo.HeartbeatInterval(max(st/10, 100*time.Millisecond))}
 }
 
 // TLSConfig enables TLS. CAFile replaces the system roots when set;
@@ -135,6 +154,9 @@ func (c ClientConfig) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		fail("request_timeout: negative duration %s", c.RequestTimeout)
+	}
+	if c.SessionTimeout < 0 {
+		fail("session_timeout: negative duration %s", c.SessionTimeout)
 	}
 	if t := c.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		fail("tls: cert_file and key_file must be set together")

@@ -184,6 +184,11 @@ func (s *Source) newClient() (*kgo.Client, error) {
 		// append to the backbone; a failing deliver does not hold the
 		// rebalance during its backoff (Run rewinds and allows it first).
 		kgo.BlockRebalanceOnPoll(),
+	)
+	// A killed process's partitions move after the session timeout (see
+	// ClientConfig.SessionTimeout).
+	opts = append(opts, s.cfg.Client.groupOptions()...)
+	opts = append(opts,
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			s.log.Info("kafka partitions assigned", "partitions", assigned)
 		}),
