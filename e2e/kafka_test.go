@@ -106,7 +106,7 @@ func TestKafkaToKafkaAcrossKills(t *testing.T) {
 			var rs []*kgo.Record
 			for n := from; n < from+500; n++ {
 				rs = append(rs, &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(n%keys)),
-					Value: fmt.Appendf(nil, `{"n":%d}`, n),
+					Value:   fmt.Appendf(nil, `{"n":%d}`, n),
 					Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t" + strconv.Itoa(n))}, {Key: "seq", Value: []byte(strconv.Itoa(n / keys))}}})
 			}
 			if err := producer.ProduceSync(ctx, rs...).FirstErr(); err != nil {
