@@ -105,9 +105,10 @@ func toEntry(i int, e *event.Event, p event.Params, fifo bool) (entry, error) {
 	var trace string
 	for _, h := range e.Headers {
 		// The JSON protocol would replace invalid UTF-8 with U+FFFD:
-		// refuse rather than alter a header.
-		if !utf8.ValidString(h.Key) || !utf8.Valid(h.Value) {
-			return entry{}, event.Permanent(fmt.Errorf("sqs: header %q: name and value must be valid UTF-8", h.Key))
+		// refuse rather than alter a header name. (Binary values are
+		// carried base64 in bridge-headers by sqsattr.)
+		if !utf8.ValidString(h.Key) {
+			return entry{}, event.Permanent(fmt.Errorf("sqs: header %q: name must be valid UTF-8", h.Key))
 		}
 		if h.Key == HeaderAWSTraceHeader {
 			trace = string(h.Value)

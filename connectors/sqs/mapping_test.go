@@ -111,7 +111,7 @@ func TestToEntry(t *testing.T) {
 		{"fifo without key", noKey, event.Params{}, true, "default", "", false},
 		{"empty body", event.Event{}, event.Params{}, false, "", "", true},
 		{"binary body", event.Event{Value: []byte{0xff, 0}}, event.Params{}, false, "", "", true},
-		{"binary header value", event.Event{Value: []byte("v"), Headers: []event.Header{{Key: "b", Value: []byte{0xff}}}}, event.Params{}, false, "", "", true},
+		{"binary header value (carried base64 in bridge-headers)", event.Event{Value: []byte("v"), Headers: []event.Header{{Key: "b", Value: []byte{0xff}}, {Key: "e", Value: []byte{}}}}, event.Params{}, false, "", "", false},
 		{"binary header name", event.Event{Value: []byte("v"), Headers: []event.Header{{Key: "\xe0", Value: []byte("x")}}}, event.Params{}, false, "", "", true},
 		{"oversize", event.Event{Value: bytes.Repeat([]byte("x"), MaxMessageSize)}, event.Params{}, false, "", "", false},
 		{"oversize with attributes", event.Event{Key: []byte("k"), Value: bytes.Repeat([]byte("x"), MaxMessageSize)}, event.Params{}, false, "", "", true},

@@ -6,17 +6,22 @@
 // Mapping: each header becomes a String attribute of the same name; the key
 // becomes the attribute bridge-key (FIFO queues also use it as the default
 // MessageGroupId). SQS allows 10 attributes per message and restricts
-// names, so headers that do not fit (the 11th and later, a repeated name,
-// a name SQS rejects) travel together in one attribute bridge-headers, a
-// JSON array of [name, value] pairs, which FromAttributes unpacks. The
+// names and values, so headers that do not fit (the 11th and later, a
+// repeated name, a name SQS rejects, an empty value, a value with bytes SQS
+// does not accept in a String) travel together in one attribute
+// bridge-headers, a JSON array of [name, value] pairs, which FromAttributes
+// unpacks. A value that is not valid UTF-8 (binary) is carried base64
+// encoded as [name, value, "base64"], so no byte is lost. The
 // headers bridge-event-id, bridge-key, traceparent and tracestate are
 // placed first so that they stay individually visible to SQS consumers.
 package sqsattr
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bridgeio/bridge/event"
 )
@@ -71,7 +76,10 @@ func ToAttributes(key []byte, headers []event.Header) []Attribute {
 			overflow = append(overflow, ordered[i:]...)
 			break
 		}
-		if used[p[0]] || !ValidName(p[0]) || room == 0 {
+		// Once a name spilled, its later values spill too: the values of one
+		// name keep their order (attributes come back before the overflow).
+		if used[p[0]] || !ValidName(p[0]) || !ValidValue(p[1]) || room == 0 {
+			used[p[0]] = true
 			overflow = append(overflow, p)
 			continue
 		}
@@ -79,10 +87,37 @@ func ToAttributes(key []byte, headers []event.Header) []Attribute {
 		attrs = append(attrs, Attribute{p[0], p[1]})
 	}
 	if len(overflow) > 0 {
-		b, _ := json.Marshal(overflow) // [][2]string cannot fail
+		enc := make([][]string, len(overflow))
+		for i, p := range overflow {
+			if utf8.ValidString(p[1]) {
+				enc[i] = []string{p[0], p[1]}
+			} else {
+				enc[i] = []string{p[0], base64.StdEncoding.EncodeToString([]byte(p[1])), "base64"}
+			}
+		}
+		b, _ := json.Marshal(enc) // valid UTF-8 strings only: cannot fail
 		attrs = append(attrs, Attribute{event.HeaderOverflow, string(b)})
 	}
 	return attrs
+}
+
+// ValidValue reports whether SQS accepts s as a String attribute value:
+// not empty, and only the characters SQS allows (#x9, #xA, #xD, #x20 to
+// #xD7FF, #xE000 to #xFFFD, #x10000 to #x10FFFF) in valid UTF-8.
+func ValidValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			return false // invalid UTF-8, or a literal U+FFFD (then carried in the overflow: harmless)
+		case r == 0x9 || r == 0xA || r == 0xD, r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func isPriority(name string) bool {
@@ -103,24 +138,49 @@ func FromAttributes(attrs []Attribute) (key []byte, headers []event.Header, err 
 		case event.HeaderKey:
 			key = []byte(a.Value)
 		case event.HeaderOverflow:
-			var pairs [][2]string
-			if jerr := json.Unmarshal([]byte(a.Value), &pairs); jerr != nil {
-				err = fmt.Errorf("sqsattr: attribute %s is not a JSON array of pairs: %w", event.HeaderOverflow, jerr)
+			pairs, perr := decodeOverflow(a.Value)
+			if perr != nil {
+				err = fmt.Errorf("sqsattr: attribute %s: %w", event.HeaderOverflow, perr)
 				headers = append(headers, event.Header{Key: a.Name, Value: []byte(a.Value)})
 				continue
 			}
 			for _, p := range pairs {
-				if p[0] == event.HeaderKey && key == nil {
-					key = []byte(p[1])
+				if p.Key == event.HeaderKey && key == nil {
+					key = p.Value
 					continue
 				}
-				headers = append(headers, event.Header{Key: p[0], Value: []byte(p[1])})
+				headers = append(headers, p)
 			}
 		default:
 			headers = append(headers, event.Header{Key: a.Name, Value: []byte(a.Value)})
 		}
 	}
 	return key, headers, err
+}
+
+// decodeOverflow parses a bridge-headers value: a JSON array of
+// [name, value] or [name, base64, "base64"].
+func decodeOverflow(s string) ([]event.Header, error) {
+	var raw [][]string
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("not a JSON array of pairs: %w", err)
+	}
+	out := make([]event.Header, 0, len(raw))
+	for i, p := range raw {
+		switch {
+		case len(p) == 2:
+			out = append(out, event.Header{Key: p[0], Value: []byte(p[1])})
+		case len(p) == 3 && p[2] == "base64":
+			v, err := base64.StdEncoding.DecodeString(p[1])
+			if err != nil {
+				return nil, fmt.Errorf("entry %d (%s): %w", i, p[0], err)
+			}
+			out = append(out, event.Header{Key: p[0], Value: v})
+		default:
+			return nil, fmt.Errorf("entry %d: want [name, value] or [name, value, \"base64\"]", i)
+		}
+	}
+	return out, nil
 }
 
 // ValidName reports whether SQS accepts name as a message attribute name:

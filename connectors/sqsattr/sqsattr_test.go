@@ -34,6 +34,8 @@ func TestRoundTrip(t *testing.T) {
 		{"repeated name", nil, hdrs("a", "1", "a", "2")},
 		{"invalid names", nil, hdrs("AWS.x", "1", "has space", "2", "ok", "3")},
 		{"invalid then ten valid", nil, append(hdrs("bad name", "x"), many[2:12]...)},
+		{"empty values", []byte("k"), hdrs("empty", "", "ok", "1")},
+		{"binary and control bytes", nil, hdrs("bin", "\xff\x00\xfe", "ctl", "a\x01b", "nul", "\x00", "text", "ünïcode ✓")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,8 +44,8 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("%d attributes", len(attrs))
 			}
 			for _, a := range attrs {
-				if !ValidName(a.Name) {
-					t.Fatalf("invalid attribute name %q", a.Name)
+				if !ValidName(a.Name) || !ValidValue(a.Value) {
+					t.Fatalf("attribute SQS would reject: %q=%q", a.Name, a.Value)
 				}
 			}
 			key, headers, err := FromAttributes(attrs)
@@ -85,6 +87,66 @@ func TestPriorityHeadersStayVisible(t *testing.T) {
 			t.Fatalf("attribute %s missing from %v", n, attrs)
 		}
 	}
+}
+
+func TestValidValue(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{
+		{"", false}, {"a", true}, {"tab\tnewline\n", true}, {"\x00", false}, {"\x1f", false},
+		{"\xff", false}, {"é✓𝄞", true}, {"\uffff", false}, {"\ufffd", false},
+	} {
+		if got := ValidValue(tc.v); got != tc.want {
+			t.Errorf("ValidValue(%q) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
+func TestOverflowErrors(t *testing.T) {
+	for _, v := range []string{`{"a":1}`, `[["a"]]`, `[["a","b","hex"]]`, `[["a","!!","base64"]]`} {
+		if _, _, err := FromAttributes([]Attribute{{event.HeaderOverflow, v}}); err == nil {
+			t.Errorf("bridge-headers %s: no error", v)
+		}
+	}
+}
+
+// FuzzToAttributes: whatever the headers, every attribute is one
+// SQS accepts and the round trip gives back the same key and headers.
+func FuzzToAttributes(f *testing.F) {
+	f.Add([]byte("k"), "a", "1", "b", "")
+	f.Add([]byte{}, "bridge-headers", "[]", "\xff", "\x00")
+	f.Fuzz(func(t *testing.T, key []byte, n1, v1, n2, v2 string) {
+		hs := []event.Header{{Key: n1, Value: []byte(v1)}, {Key: n2, Value: []byte(v2)}}
+		for i := range 10 {
+			hs = append(hs, event.Header{Key: fmt.Sprintf("h%d", i), Value: []byte(v1)})
+		}
+		attrs := ToAttributes(key, hs)
+		if len(attrs) > MaxAttributes {
+			t.Fatalf("%d attributes", len(attrs))
+		}
+		for _, a := range attrs {
+			if !ValidName(a.Name) || !ValidValue(a.Value) {
+				t.Fatalf("attribute SQS would reject: %q=%q", a.Name, a.Value)
+			}
+		}
+		k2, h2, err := FromAttributes(attrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(k2) != string(key) {
+			t.Fatalf("key %q, want %q", k2, key)
+		}
+		want := 0
+		for _, h := range hs {
+			if h.Key != event.HeaderOverflow {
+				want++
+			}
+		}
+		if len(h2) != want {
+			t.Fatalf("%d headers back, want %d", len(h2), want)
+		}
+	})
 }
 
 func FuzzFromAttributes(f *testing.F) {
