@@ -157,6 +157,10 @@ type Source struct {
 	// amqp
 	Queue    string `yaml:"queue"`
 	Prefetch int    `yaml:"prefetch"`
+	// KeyFromMessageID uses the message_id property as the key of a
+	// message that has no bridge-key header (SPEC §8).
+	KeyFromMessageID bool         `yaml:"key_from_message_id"`
+	Declare          *AMQPDeclare `yaml:"declare"`
 
 	// sqs
 	QueueURL    string   `yaml:"queue_url"`
@@ -267,6 +271,10 @@ type KafkaTarget struct {
 	Connection string `yaml:"connection"`
 	Topic      string `yaml:"topic"`
 	Key        string `yaml:"key"`
+	// Compression of produced batches: none (default), snappy, lz4, zstd.
+	Compression string `yaml:"compression"`
+	// Linger is how long a partition's batch waits for more records.
+	Linger Duration `yaml:"linger"`
 }
 
 // AMQPTarget publishes to an exchange of an external RabbitMQ. An empty
@@ -275,6 +283,38 @@ type AMQPTarget struct {
 	Connection string `yaml:"connection"`
 	Exchange   string `yaml:"exchange"`
 	RoutingKey string `yaml:"routing_key"`
+	// Mandatory (default true) makes a message no queue is bound for a
+	// failed send (handled by retry/dead-letter) instead of a silent drop.
+	Mandatory *bool        `yaml:"mandatory"`
+	Declare   *AMQPDeclare `yaml:"declare"`
+}
+
+// AMQPDeclare is RabbitMQ topology an amqp source or target declares on
+// every (re)connection: durable exchanges and queues, and bindings.
+type AMQPDeclare struct {
+	Exchanges []AMQPExchange `yaml:"exchanges"`
+	Queues    []AMQPQueue    `yaml:"queues"`
+	Bindings  []AMQPBinding  `yaml:"bindings"`
+}
+
+// AMQPExchange declares a durable exchange.
+type AMQPExchange struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"` // direct (default) | topic | fanout | headers
+}
+
+// AMQPQueue declares a durable queue; arguments are RabbitMQ's x-arguments
+// (x-queue-type: quorum, x-dead-letter-exchange, ...).
+type AMQPQueue struct {
+	Name      string         `yaml:"name"`
+	Arguments map[string]any `yaml:"arguments"`
+}
+
+// AMQPBinding binds a queue to an exchange with a routing key.
+type AMQPBinding struct {
+	Queue    string `yaml:"queue"`
+	Exchange string `yaml:"exchange"`
+	Key      string `yaml:"key"`
 }
 
 // SQSTarget sends to an external SQS queue.

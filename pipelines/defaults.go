@@ -27,7 +27,7 @@ const (
 	DefaultMaxInFlight       = 1024
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultKafkaGroup        = "bridge"
-	DefaultPrefetch          = 100
+	DefaultPrefetch          = 2000
 	DefaultSQSMaxMessages    = 10
 	DefaultSQSWaitTime       = 20 * time.Second
 	DefaultDialTimeout       = 10 * time.Second

@@ -97,6 +97,10 @@ type Target struct {
 	Connection, QueueURL   string
 	Key, RoutingKey        *rules.Program
 	GroupID, DedupID       *rules.Program
+	// Kafka and AMQP are the target's settings as written, for the
+	// connector options that are not rules (compression, declare, ...).
+	Kafka *KafkaTarget
+	AMQP  *AMQPTarget
 }
 
 func (v *validator) pipelines() *Plan {
@@ -296,16 +300,20 @@ func (v *validator) fifoKeys(p string, fifo bool, groupID, dedupID string) {
 }
 
 func (v *validator) kafkaTarget(p string, k *KafkaTarget, t *Target) {
-	*t = Target{Kind: TargetKafka, Connection: k.Connection, Topic: k.Topic, Key: v.compile(p+".key", k.Key, rules.String)}
+	*t = Target{Kind: TargetKafka, Connection: k.Connection, Topic: k.Topic, Key: v.compile(p+".key", k.Key, rules.String), Kafka: k}
 	v.connectionRef(p+".connection", k.Connection, "kafka")
+	if k.Compression != "" {
+		v.oneOf(p+".compression", k.Compression, "none", "snappy", "lz4", "zstd")
+	}
 	if v.required(p+".topic", k.Topic) && !topicName.MatchString(k.Topic) {
 		v.fail(p+".topic", ErrInvalid, "topic name %q: use 1 to 249 of a-z A-Z 0-9 . _ -", k.Topic)
 	}
 }
 
 func (v *validator) amqpTarget(p string, a *AMQPTarget, t *Target) {
-	*t = Target{Kind: TargetAMQP, Connection: a.Connection, Exchange: a.Exchange, RoutingKey: v.compile(p+".routing_key", a.RoutingKey, rules.String)}
+	*t = Target{Kind: TargetAMQP, Connection: a.Connection, Exchange: a.Exchange, RoutingKey: v.compile(p+".routing_key", a.RoutingKey, rules.String), AMQP: a}
 	v.connectionRef(p+".connection", a.Connection, "amqp")
+	v.amqpDeclare(p+".declare", a.Declare)
 	if a.Exchange == "" && a.RoutingKey == "" {
 		v.fail(p+".exchange", ErrRequired, "required (or a routing_key naming the queue, for the default exchange)")
 	}

@@ -264,9 +264,6 @@ func (v *validator) kafkaConnection(p string, c *Connection) {
 			v.fail(p+".brokers["+strconv.Itoa(i)+"]", ErrInvalid, "%q is not host:port", b)
 		}
 	}
-	if c.SessionTimeout < 0 {
-		v.fail(p+".session_timeout", ErrInvalid, "must be positive")
-	}
 	if c.SASL != nil {
 		v.oneOf(p+".sasl.mechanism", c.SASL.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 		v.required(p+".sasl.username", c.SASL.Username)
@@ -297,7 +294,8 @@ func (v *validator) sources() {
 		}
 		v.connectionRef(p+".connection", s.Connection, s.Type)
 		kafka := map[string]bool{"topics": len(s.Topics) > 0, "group": s.Group != ""}
-		amqp := map[string]bool{"queue": s.Queue != "", "prefetch": s.Prefetch != 0}
+		amqp := map[string]bool{"queue": s.Queue != "", "prefetch": s.Prefetch != 0,
+			"key_from_message_id": s.KeyFromMessageID, "declare": s.Declare != nil}
 		sqs := map[string]bool{"queue_url": s.QueueURL != "", "max_messages": s.MaxMessages != 0, "wait_time": s.WaitTime != 0}
 		owner := article(s.Type + " source")
 		switch s.Type {
@@ -310,6 +308,7 @@ func (v *validator) sources() {
 		case "amqp":
 			v.required(p+".queue", s.Queue)
 			v.positive(p+".prefetch", int64(s.Prefetch))
+			v.amqpDeclare(p+".declare", s.Declare)
 			v.unused(p, owner, kafka)
 			v.unused(p, owner, sqs)
 		case "sqs":
@@ -321,6 +320,29 @@ func (v *validator) sources() {
 			v.unused(p, owner, kafka)
 			v.unused(p, owner, amqp)
 		}
+	}
+}
+
+// amqpDeclare checks a RabbitMQ topology block: names present, exchange
+// types RabbitMQ knows.
+func (v *validator) amqpDeclare(p string, d *AMQPDeclare) {
+	if d == nil {
+		return
+	}
+	for i, x := range d.Exchanges {
+		xp := p + ".exchanges[" + strconv.Itoa(i) + "]"
+		v.required(xp+".name", x.Name)
+		if x.Type != "" {
+			v.oneOf(xp+".type", x.Type, "direct", "topic", "fanout", "headers")
+		}
+	}
+	for i, q := range d.Queues {
+		v.required(p+".queues["+strconv.Itoa(i)+"].name", q.Name)
+	}
+	for i, b := range d.Bindings {
+		bp := p + ".bindings[" + strconv.Itoa(i) + "]"
+		v.required(bp+".queue", b.Queue)
+		v.required(bp+".exchange", b.Exchange)
 	}
 }
 

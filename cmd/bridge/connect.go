@@ -33,13 +33,21 @@ func (c connectors) sink(t *pipelines.Target, conn *pipelines.Connection) (event
 	log := c.log.With("connection", t.Connection)
 	switch t.Kind {
 	case pipelines.TargetKafka:
-		return kafka.NewSink(kafka.SinkConfig{Client: kafkaClient(conn), Topic: t.Topic, Logger: log})
+		sc := kafka.SinkConfig{Client: kafkaClient(conn), Topic: t.Topic, Logger: log}
+		if k := t.Kafka; k != nil {
+			sc.Compression, sc.Linger = k.Compression, time.Duration(k.Linger)
+		}
+		return kafka.NewSink(sc)
 	case pipelines.TargetAMQP:
 		tlsCfg, err := amqpTLS(conn)
 		if err != nil {
 			return nil, err
 		}
-		return amqp.NewSink(amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, Name: "bridge-" + t.Connection, Logger: log})
+		sc := amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, Name: "bridge-" + t.Connection, Logger: log}
+		if a := t.AMQP; a != nil {
+			sc.Mandatory, sc.Declare = a.Mandatory, amqpTopology(a.Declare)
+		}
+		return amqp.NewSink(sc)
 	case pipelines.TargetSQS:
 		client, err := sqsClient(conn)
 		if err != nil {
@@ -63,7 +71,8 @@ func (c connectors) source(s *pipelines.Source, conn *pipelines.Connection) (eve
 		if err != nil {
 			return nil, err
 		}
-		return amqp.NewSource(amqp.SourceConfig{URL: conn.URL, TLS: tlsCfg, Queue: s.Queue, Prefetch: s.Prefetch, Name: s.Name, Logger: log})
+		return amqp.NewSource(amqp.SourceConfig{URL: conn.URL, TLS: tlsCfg, Queue: s.Queue, Prefetch: s.Prefetch,
+			KeyFromMessageID: s.KeyFromMessageID, Declare: amqpTopology(s.Declare), Name: s.Name, Logger: log})
 	case "sqs":
 		client, err := sqsClient(conn)
 		if err != nil {
@@ -73,6 +82,24 @@ func (c connectors) source(s *pipelines.Source, conn *pipelines.Connection) (eve
 			WaitTime: time.Duration(s.WaitTime), Concurrency: s.Concurrency, Name: s.Name, Logger: log})
 	}
 	return nil, fmt.Errorf("no connector for %s sources", s.Type)
+}
+
+// amqpTopology maps a declare block to the connector's topology.
+func amqpTopology(d *pipelines.AMQPDeclare) *amqp.Topology {
+	if d == nil {
+		return nil
+	}
+	t := &amqp.Topology{}
+	for _, x := range d.Exchanges {
+		t.Exchanges = append(t.Exchanges, amqp.Exchange{Name: x.Name, Kind: x.Type})
+	}
+	for _, q := range d.Queues {
+		t.Queues = append(t.Queues, amqp.Queue{Name: q.Name, Args: q.Arguments})
+	}
+	for _, b := range d.Bindings {
+		t.Bindings = append(t.Bindings, amqp.Binding{Queue: b.Queue, Exchange: b.Exchange, Key: b.Key})
+	}
+	return t
 }
 
 func kafkaClient(conn *pipelines.Connection) kafka.ClientConfig {
