@@ -122,4 +122,3 @@ func passive(conn *amqp091.Connection, name string) (amqp091.Queue, error) {
 	defer ch.Close()
 	return ch.QueueDeclarePassive(name, true, false, false, false, nil)
 }
-
