@@ -146,17 +146,21 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	backbone, closeBackbone, err := openBackbone(ctx, plan, log)
-	if err != nil {
-		return err
-	}
-	defer closeBackbone()
-	// Telemetry (issue 7, cmd/bridge/telemetry.go): providers from telemetry:.
+	// Telemetry (cmd/bridge/telemetry.go): providers from telemetry:.
 	tel, stopTelemetry, err := newTelemetry(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stopTelemetry()
+	onSync, err := tel.FsyncObserver()
+	if err != nil {
+		log.Error("fsync metric not registered", "err", err)
+	}
+	backbone, closeBackbone, err := openBackbone(ctx, plan, log, onSync)
+	if err != nil {
+		return err
+	}
+	defer closeBackbone()
 
 	qm, err := queue.Open(queue.Options{
 		Dir:           filepath.Join(cfg.DataDir, "queues"),
@@ -251,7 +255,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 
 // openBackbone opens the embedded log, or connects to Kafka when
 // backbone.type is kafka, and creates the configured topics.
-func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) (engine.Backbone, func(), error) {
+func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, onSync func(time.Duration)) (engine.Backbone, func(), error) {
 	cfg := plan.Config
 	started := time.Now()
 	if cfg.Backbone.Type == "kafka" {
@@ -277,6 +281,7 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) (
 		Retention:      time.Duration(cfg.Backbone.Retention),
 		RetentionBytes: int64(cfg.Backbone.RetentionBytes),
 		Logger:         log.With("component", "commitlog"),
+		OnSync:         onSync,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open backbone: %w", err)

@@ -48,6 +48,10 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	Logger                 *slog.Logger     // nil = discard
 	Now                    func() time.Time // nil = time.Now (tests)
+	// OnSync, when set, is called after every fsync of a segment's data
+	// (group commit and interval flush) with its duration: the latency
+	// metric of the log. It must be fast and safe for concurrent use.
+	OnSync func(time.Duration)
 }
 
 // ensureDefaults fills zero fields, in one visible place.

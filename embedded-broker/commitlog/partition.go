@@ -233,7 +233,7 @@ func (p *partition) writeRun(seg *segment, batches []pendingBatch, buf []byte) e
 	}
 	always := p.l.opts.Fsync == FsyncAlways
 	if always {
-		if err := seg.log.Sync(); err != nil {
+		if err := p.syncData(seg); err != nil {
 			return err
 		}
 		p.syncs.Add(1)
@@ -312,6 +312,18 @@ func (p *partition) createSegment(base int64) (*segment, error) {
 	return seg, nil
 }
 
+// syncData fsyncs a segment's data file and reports the duration to
+// Options.OnSync.
+func (p *partition) syncData(seg *segment) error {
+	if p.l.opts.OnSync == nil {
+		return seg.log.Sync()
+	}
+	start := time.Now()
+	err := seg.log.Sync()
+	p.l.opts.OnSync(time.Since(start))
+	return err
+}
+
 // syncIfDirty fsyncs the active segment if anything was written since the
 // last sync: the FsyncInterval ticker's job.
 func (p *partition) syncIfDirty() error {
@@ -324,7 +336,7 @@ func (p *partition) syncIfDirty() error {
 	seg := p.segments[len(p.segments)-1]
 	seg.refs++
 	p.mu.Unlock()
-	err := seg.log.Sync()
+	err := p.syncData(seg)
 	p.release(seg)
 	if err != nil {
 		p.mu.Lock()

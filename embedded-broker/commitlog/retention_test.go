@@ -3,7 +3,9 @@ package commitlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -286,4 +288,60 @@ func reopenCount(t *testing.T, fsys vfs.FS) int64 {
 		t.Fatal(err)
 	}
 	return end
+}
+
+// TestOnSyncObservesFsyncs: OnSync sees one call per group-commit fsync
+// under FsyncAlways and per flush under FsyncInterval, and none under
+// FsyncNever (until close).
+func TestOnSyncObservesFsyncs(t *testing.T) {
+	for _, tc := range []struct {
+		policy FsyncPolicy
+		min    int64
+		max    int64
+	}{
+		{FsyncAlways, 3, 3}, // three sequential appends, three group commits
+		{FsyncNever, 0, 0},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			var calls atomic.Int64
+			l, err := Open(Options{Dir: "/d", FS: vfs.NewMem(), Fsync: tc.policy,
+				OnSync: func(d time.Duration) {
+					if d < 0 {
+						t.Errorf("negative fsync duration %v", d)
+					}
+					calls.Add(1)
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			mustCreate(t, l, "t", 1)
+			for i := range 3 {
+				if _, err := l.AppendPartition(context.Background(), "t", 0, makeEvents(fmt.Sprint(i), 2, 10)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := calls.Load(); n < tc.min || n > tc.max {
+				t.Fatalf("OnSync called %d times, want %d..%d", n, tc.min, tc.max)
+			}
+		})
+	}
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		l, err := Open(Options{Dir: "/d", FS: vfs.NewMem(), Fsync: FsyncInterval, FsyncInterval: 10 * time.Millisecond,
+			OnSync: func(time.Duration) { calls.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		mustCreate(t, l, "t", 1)
+		if _, err := l.AppendPartition(context.Background(), "t", 0, makeEvents("i", 5, 10)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11 * time.Millisecond)
+		synctest.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("interval flush: OnSync called %d times, want 1", n)
+		}
+	})
 }

@@ -29,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -214,6 +215,22 @@ func (t *Telemetry) Meter() metric.Meter {
 		return metricnoop.NewMeterProvider().Meter(ScopeName)
 	}
 	return t.meter
+}
+
+// FsyncObserver returns a function that records one fsync of the log into
+// the histogram bridge.log.fsync.duration (seconds), or nil when metrics
+// are off (so the log skips timing its fsyncs).
+func (t *Telemetry) FsyncObserver() (func(time.Duration), error) {
+	if t == nil || t.handler == nil {
+		return nil, nil
+	}
+	h, err := t.meter.Float64Histogram("bridge.log.fsync.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of one fsync of the embedded log (a group commit or an interval flush)."))
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	return func(d time.Duration) { h.Record(ctx, d.Seconds()) }, nil
 }
 
 // Tracing reports whether spans are recorded and exported.

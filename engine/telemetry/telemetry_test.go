@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bridgeio/bridge/event"
 	"go.opentelemetry.io/otel/trace"
@@ -211,5 +213,49 @@ func TestNilTelemetryIsOff(t *testing.T) {
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFsyncObserver: fsync durations land in bridge_log_fsync_duration_seconds
+// on /metrics; with metrics off there is no observer (the log skips timing).
+func TestFsyncObserver(t *testing.T) {
+	t.Parallel()
+	off, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := off.FsyncObserver(); f != nil || err != nil {
+		t.Fatalf("metrics off: observer %v, err %v", f != nil, err)
+	}
+	tel, err := New(Config{Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	observe, err := tel.FsyncObserver()
+	if err != nil || observe == nil {
+		t.Fatalf("observer %v, err %v", observe != nil, err)
+	}
+	observe(3 * time.Millisecond)
+	observe(7 * time.Millisecond)
+	rec := httptest.NewRecorder()
+	tel.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"bridge_log_fsync_duration_seconds_count", "bridge_log_fsync_duration_seconds_sum"} {
+		line := ""
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, want) {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Fatalf("%s missing from /metrics:\n%s", want, body)
+		}
+		if strings.HasSuffix(want, "_count") && !strings.HasSuffix(line, " 2") {
+			t.Errorf("%s, want count 2", line)
+		}
+		if strings.HasSuffix(want, "_sum") && !strings.HasSuffix(line, " 0.01") {
+			t.Errorf("%s, want sum 0.01", line)
+		}
 	}
 }
