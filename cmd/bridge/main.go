@@ -29,6 +29,7 @@ Usage:
   bridge topics | bridge pipelines | bridge queues [redrive DLQ [--to QUEUE]]
   bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]
   bridge dlq list [--pipeline P] [--filter EXPR] | dlq show ID | dlq redrive [--filter EXPR] [--to T] [--rate N]
+  bridge migrate --from URL --to URL [--verify] [--report FILE] [--filter EXPR] [--key EXPR] [--follow|--limit N]
   bridge version
 
 Client subcommands talk to a running bridge: --addr (default http://127.0.0.1:8080,
@@ -69,6 +70,8 @@ func realMain(args []string) int {
 		err = cmdReplay(ctx, rest)
 	case "dlq":
 		err = cmdDLQ(ctx, rest)
+	case "migrate":
+		err = cmdMigrate(ctx, rest)
 	case "version", "--version", "-v":
 		printVersion()
 	case "help", "-h", "--help":
