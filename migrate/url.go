@@ -179,10 +179,10 @@ func parseAMQP(raw string) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	vhost := strings.TrimPrefix(u.Path, "/")
-	if strings.Contains(vhost, "/") && u.RawPath == "" {
+	if strings.Contains(strings.TrimPrefix(u.EscapedPath(), "/"), "/") {
 		return nil, errors.New("the path is the vhost: one segment (write %2F for a slash)")
 	}
+	vhost := strings.TrimPrefix(u.Path, "/")
 	if vhost == "" {
 		vhost = "/"
 	}
