@@ -22,7 +22,9 @@ func rabbitURL() string {
 	return "amqp://guest:guest@127.0.0.1:5672/"
 }
 
-func uniqueName(what string) string { return fmt.Sprintf("bridge-migrate-test-%s-%x", what, rand.Uint64()) }
+func uniqueName(what string) string {
+	return fmt.Sprintf("bridge-migrate-test-%s-%x", what, rand.Uint64())
+}
 
 // newQueue declares a durable queue deleted when the test ends.
 func newQueue(tb testing.TB) string {

@@ -11,7 +11,7 @@ import (
 // ledgerEvent is local log event number i: key k, message id m-i.
 func ledgerEvent(i int, key string) event.Event {
 	return event.Event{Topic: topicName, Partition: 0, Offset: int64(i), Key: []byte(key),
-		Value: []byte("body-" + strconv.Itoa(i)),
+		Value:   []byte("body-" + strconv.Itoa(i)),
 		Headers: []event.Header{{Key: "amqp.message_id", Value: []byte("m-" + strconv.Itoa(i))}, {Key: "x", Value: []byte("1")}}}
 }
 
