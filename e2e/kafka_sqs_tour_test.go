@@ -179,8 +179,10 @@ func runTourC(t *testing.T, target tourCTarget) {
 
 	data := t.TempDir()
 	cfg, httpAddr, sqsAddr := writeConfig(t, data, tourCConfig(t))
+	began := time.Now()
 	in := start(t, cfg, httpAddr, sqsAddr, data)
 	tourCWaitOwned(t, in)
+	t.Logf("bridge ready and owning the 6 partitions after %v", time.Since(began).Round(time.Millisecond))
 
 	kafkaN, httpN := 6000, 1500
 	if testing.Short() {
@@ -283,17 +285,21 @@ func runTourC(t *testing.T, target tourCTarget) {
 			t.Logf("SIGKILL after %d of %d production rounds", r, rounds)
 		}
 		in.kill()
+		killed := time.Now()
 		in = start(t, cfg, httpAddr, sqsAddr, data)
 		httpURL.Store("url", in.httpURL)
 		tourCWaitOwned(t, in)
+		t.Logf("restarted bridge owns the 6 partitions %v after the kill", time.Since(killed).Round(time.Millisecond))
 	}
 	produced.Wait()
+	t.Logf("producers done after %v", time.Since(began).Round(time.Millisecond))
 	waitFor(t, 2*time.Minute, func() error {
 		if missing := worker.missing(want); len(missing) > 0 {
 			return fmt.Errorf("%d of %d selected payments not received yet, e.g. n=%d", len(missing), len(want), missing[0])
 		}
 		return nil
 	})
+	t.Logf("every selected payment received after %v", time.Since(began).Round(time.Millisecond))
 	// Let redeliveries that are still in flight arrive before counting.
 	waitFor(t, 30*time.Second, func() error {
 		if idle := time.Since(worker.lastReceive()); idle < 2*time.Second {
