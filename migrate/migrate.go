@@ -320,7 +320,11 @@ func (m *mover) run(ctx context.Context) (*Summary, error) {
 		Backbone: engine.Embedded(m.lg),
 		External: func(*pipelines.Target, *pipelines.Connection) (event.Sink, error) { return m.dst.sink() },
 		Source:   func(*pipelines.Source, *pipelines.Connection) (event.Source, error) { return m.meter, nil },
-		Options:  engine.Options{Logger: m.log.With("component", "engine"), ShutdownTimeout: 30 * time.Second},
+		// Checkpoints every 20ms (a pipeline's default is 100ms): after a
+		// kill, a rerun re-sends what was acknowledged by the target since
+		// the last checkpoint, and a bulk copy moves fast.
+		Options: engine.Options{Logger: m.log.With("component", "engine"), ShutdownTimeout: 30 * time.Second,
+			CommitInterval: 20 * time.Millisecond},
 	})
 	if err != nil {
 		return nil, err

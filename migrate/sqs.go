@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,8 +34,15 @@ type sqsSystem struct {
 }
 
 func newSQSSystem(e *Endpoint, name string, log *slog.Logger) (*sqsSystem, error) {
+	keyID, secret := e.AccessKeyID, e.SecretAccessKey
+	if keyID == "" && e.SQSEndpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+		// A local SQS (the embedded API without credentials, an emulator)
+		// takes any signature; without this the SDK would look for AWS
+		// credentials (and the EC2 metadata service) first.
+		keyID, secret = "bridge", "bridge"
+	}
 	client, err := sqs.NewClient(context.Background(), sqs.ClientConfig{Region: e.Region, Endpoint: e.SQSEndpoint,
-		AccessKeyID: e.AccessKeyID, SecretAccessKey: e.SecretAccessKey})
+		AccessKeyID: keyID, SecretAccessKey: secret})
 	if err != nil {
 		return nil, err
 	}
