@@ -73,6 +73,11 @@ type Summary struct {
 	Ledger   int64  // events in the ledger, all runs
 	Stopped  string // drained | limit | interrupted
 	Elapsed  time.Duration
+	// Busy is the time until the target had everything that was moved:
+	// Elapsed without the idle period that confirmed the source empty.
+	Busy time.Duration
+	// VerifyTime is how long the verification took.
+	VerifyTime time.Duration
 	// Report is the verification, nil without Verify (or when the run
 	// was interrupted).
 	Report *Report
@@ -207,12 +212,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if positions == "" {
 		positions = filepath.Join(cfg.StateDir, "positions.jsonl")
 	}
+	verifyStart := time.Now()
 	rep, err := verify(ctx, verifyInput{lg: lg, partitions: st.Partitions, pipeline: plan.Pipelines[0], from: from, to: to,
 		target: dst, targetStart: st.TargetStart, positionsFile: positions})
 	if err != nil {
 		return sum, fmt.Errorf("verify: %w", err)
 	}
-	sum.Report = rep
+	sum.Report, sum.VerifyTime = rep, time.Since(verifyStart)
 	return sum, nil
 }
 
@@ -335,7 +341,7 @@ func (m *mover) run(ctx context.Context) (*Summary, error) {
 	go func() { engDone <- eng.Run(engCtx) }()
 
 	started := time.Now()
-	stopped, watchErr := m.watch(ctx, eng, engDone, started)
+	stopped, caughtUp, watchErr := m.watch(ctx, eng, engDone, started)
 	// Stop intake first and wait for the source to return, so that no
 	// deliver is in flight; then the route finishes its batch and writes
 	// its checkpoint (the engine's soft stop).
@@ -354,7 +360,10 @@ func (m *mover) run(ctx context.Context) (*Summary, error) {
 		return nil, engErr
 	}
 	st, _ := eng.Pipeline("migrate")
-	sum := &Summary{Moved: m.meter.moved.Load(), Stopped: stopped, Elapsed: time.Since(started)}
+	sum := &Summary{Moved: m.meter.moved.Load(), Stopped: stopped, Elapsed: time.Since(started), Busy: caughtUp.Sub(started)}
+	if caughtUp.IsZero() {
+		sum.Busy = sum.Elapsed
+	}
 	if len(st.Routes) > 0 {
 		sum.Sent, sum.Filtered = st.Routes[0].Sent, st.Routes[0].Read-st.Routes[0].Matched
 	}
@@ -366,8 +375,9 @@ func (m *mover) run(ctx context.Context) (*Summary, error) {
 }
 
 // watch polls the engine and the source until the migration is done (it
-// returns why) or fails.
-func (m *mover) watch(ctx context.Context, eng *engine.Engine, engDone chan error, started time.Time) (string, error) {
+// returns why, and when the target last caught up with the source) or
+// fails.
+func (m *mover) watch(ctx context.Context, eng *engine.Engine, engDone chan error, started time.Time) (string, time.Time, error) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var (
@@ -376,23 +386,24 @@ func (m *mover) watch(ctx context.Context, eng *engine.Engine, engDone chan erro
 		lastProgress  = started
 		lastMoved     int64
 		drainedChecks int
+		caughtUp      time.Time
 	)
 	for {
 		select {
 		case <-ctx.Done():
-			return "interrupted", nil
+			return "interrupted", caughtUp, nil
 		case err := <-engDone:
 			engDone <- err // run reads it again
 			if err == nil {
 				err = errors.New("the engine stopped")
 			}
-			return "", err
+			return "", caughtUp, err
 		case <-tick.C:
 		}
 		st, _ := eng.Pipeline("migrate")
 		backlog, failure := m.backlog(st)
 		if failure != "" {
-			return "", fmt.Errorf("the route to the target stopped: %s (the events from there on stay in the ledger; fix the cause and rerun)", failure)
+			return "", caughtUp, fmt.Errorf("the route to the target stopped: %s (the events from there on stay in the ledger; fix the cause and rerun)", failure)
 		}
 		if time.Since(depthAt) >= time.Second {
 			depthAt = time.Now()
@@ -421,10 +432,14 @@ func (m *mover) watch(ctx context.Context, eng *engine.Engine, engDone chan erro
 		}
 		if backlog != 0 {
 			drainedChecks = 0
+			caughtUp = time.Time{}
 			continue
 		}
+		if caughtUp.IsZero() || m.meter.idleFor() < time.Since(caughtUp) {
+			caughtUp = time.Now() // a delivery came after the last catch-up
+		}
 		if m.meter.limitReached() {
-			return "limit", nil
+			return "limit", caughtUp, nil
 		}
 		if m.cfg.Follow || m.meter.idleFor() < m.cfg.Idle || depth != 0 {
 			drainedChecks = 0
@@ -433,7 +448,7 @@ func (m *mover) watch(ctx context.Context, eng *engine.Engine, engDone chan erro
 		// Two checks in a row, so that a depth read just before a batch
 		// was appended cannot end the run early.
 		if drainedChecks++; drainedChecks >= 2 {
-			return "drained", nil
+			return "drained", caughtUp, nil
 		}
 	}
 }

@@ -148,12 +148,15 @@ func (p *progressWriter) done() {
 
 func printSummary(w io.Writer, s *migrate.Summary) {
 	rate := 0.0
-	if s.Elapsed > 0 {
-		rate = float64(s.Moved) / s.Elapsed.Seconds()
+	if s.Busy > 0 {
+		rate = float64(s.Moved) / s.Busy.Seconds()
 	}
 	fmt.Fprintf(w, "migrate %s -> %s: %s\n", s.From, s.To, s.Stopped)
 	fmt.Fprintf(w, "  moved %d, sent %d, filtered out %d in %s (%.0f msg/s); ledger holds %d events (all runs)\n",
 		s.Moved, s.Sent, s.Filtered, s.Elapsed.Round(time.Millisecond), rate, s.Ledger)
+	if s.VerifyTime > 0 {
+		fmt.Fprintf(w, "  verified in %s\n", s.VerifyTime.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "  state: %s\n", s.StateDir)
 }
 
