@@ -135,11 +135,13 @@ func (s *sqsSystem) mark(context.Context) (map[int32]int64, error) { return nil,
 func (s *sqsSystem) close()                                        {}
 
 // Read-back tuning: the visibility the messages get while the whole queue
-// is collected, and how many empty receives in a row end the collection.
+// is collected, how many empty receives in a row end the collection, and
+// one poller, so that the receive order is the queue's order (as far as a
+// standard queue keeps one) and order_violations mean something.
 const (
 	sqsReadVisibility = 5 * time.Minute
 	sqsReadEmpty      = 2
-	sqsReadPollers    = 4
+	sqsReadPollers    = 1
 )
 
 // readBack receives every message of the queue with a visibility timeout
