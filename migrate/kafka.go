@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -220,13 +221,30 @@ func (s *kafkaSystem) readBack(ctx context.Context, from map[int32]int64, fn fun
 		return err
 	}
 	defer cl.Close()
+	// A partition is done at its last offset; should that offset never
+	// come (a transaction marker, compaction), a quiet period ends the read.
+	quiet := 0
 	for remaining > 0 {
-		fetches := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fetches := cl.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if fetches.NumRecords() == 0 {
+			if quiet++; quiet >= 10 {
+				s.log.Warn("read-back ended by a quiet period before every partition's last offset", "partitions_left", remaining)
+				return nil
+			}
+			continue
+		}
+		quiet = 0
 		var ferr error
-		fetches.EachError(func(_ string, p int32, err error) { ferr = fmt.Errorf("read back partition %d: %w", p, err) })
+		fetches.EachError(func(_ string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("read back partition %d: %w", p, err)
+			}
+		})
 		if ferr != nil {
 			return ferr
 		}
@@ -240,7 +258,7 @@ func (s *kafkaSystem) readBack(ctx context.Context, from map[int32]int64, fn fun
 			}
 			fn(targetMessage{Event: ev, Partition: r.Partition,
 				Position: s.ep.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)})
-			if r.Offset == end[r.Partition]-1 {
+			if r.Offset >= end[r.Partition]-1 {
 				remaining--
 			}
 		})
