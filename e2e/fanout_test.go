@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	bsqs "github.com/bridgeio/bridge/connectors/sqs"
 )
 
 // exampleConfig loads a shipped example and points it at this test's ports
@@ -34,9 +37,14 @@ func exampleConfig(t *testing.T, name string) string {
 	return s
 }
 
+// sqsClient is a worker's SDK client. It uses bridge's SafeTransport (see
+// connectors/sqs), which the README recommends to Go workers, and no SDK
+// retries, so a response lost on the way fails the test instead of hiding.
 func sqsClient(endpoint string) *sqs.Client {
 	return sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("worker", "secret", "")})
+		Credentials:      credentials.NewStaticCredentialsProvider("worker", "secret", ""),
+		HTTPClient:       &http.Client{Transport: bsqs.SafeTransport(awshttp.NewBuildableClient().GetTransport())},
+		RetryMaxAttempts: 1})
 }
 
 // TestOrderFanoutTour is the README's tour: orders posted over HTTP are

@@ -371,9 +371,9 @@ func newTourCWorker(c *sqs.Client, queueURL string) *tourCWorker {
 
 func (w *tourCWorker) run(ctx context.Context, t *testing.T) {
 	for ctx.Err() == nil {
-		// A short visibility timeout: a response lost on the way (seen
-		// against the embedded SQS API, where the SDK then retries the
-		// receive) hides its messages only this long.
+		// A short visibility timeout, so that a receive whose answer is
+		// lost (SDK race, see connectors/sqs.SafeTransport) would hide its
+		// messages only briefly; with sqsClient it fails the test instead.
 		out, err := w.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.queueURL),
 			MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 10,
 			MessageAttributeNames: []string{"All"}})
