@@ -43,7 +43,7 @@ func exampleConfig(t *testing.T, name string) string {
 func sqsClient(endpoint string) *sqs.Client {
 	return sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials:      credentials.NewStaticCredentialsProvider("worker", "secret", ""),
-		HTTPClient:       &http.Client{Transport: bsqs.SafeTransport(awshttp.NewBuildableClient().GetTransport())},
+		HTTPClient:       bsqs.SafeHTTPClient(awshttp.NewBuildableClient()),
 		RetryMaxAttempts: 1})
 }
 

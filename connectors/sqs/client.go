@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -28,8 +27,8 @@ type ClientConfig struct {
 	// credential chain.
 	AccessKeyID     string
 	SecretAccessKey string
-	// HTTPClient replaces the default client (the SDK's transport behind
-	// SafeTransport).
+	// HTTPClient replaces the SDK's default client. Either way the client
+	// is wrapped by SafeHTTPClient.
 	HTTPClient *http.Client
 }
 
@@ -62,11 +61,9 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*awssqs.Client, error) {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: SafeTransport(awshttp.NewBuildableClient().GetTransport())}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
 	}
-	opts = append(opts, config.WithHTTPClient(hc))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sqs: load AWS config: %w", err)
@@ -75,6 +72,9 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*awssqs.Client, error) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
+		// Wrapped after LoadDefaultConfig, which configures the SDK's own
+		// client (a custom CA bundle from AWS_CA_BUNDLE, for one).
+		o.HTTPClient = SafeHTTPClient(o.HTTPClient)
 	}), nil
 }
 
@@ -98,12 +98,27 @@ func SafeTransport(rt http.RoundTripper) http.RoundTripper { return safeTranspor
 type safeTransport struct{ rt http.RoundTripper }
 
 func (t safeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		r2 := *r // a RoundTripper must not modify the caller's request
-		r2.Body = readOnlyBody{r.Body}
-		r = &r2
+	return t.rt.RoundTrip(hideWriterTo(r))
+}
+
+// SafeHTTPClient is SafeTransport for an SDK HTTP client (aws.HTTPClient),
+// such as the one aws-sdk-go-v2's config builds: use it as
+// sqs.Options.HTTPClient = SafeHTTPClient(o.HTTPClient).
+func SafeHTTPClient(c aws.HTTPClient) aws.HTTPClient { return safeClient{c} }
+
+type safeClient struct{ c aws.HTTPClient }
+
+func (s safeClient) Do(r *http.Request) (*http.Response, error) { return s.c.Do(hideWriterTo(r)) }
+
+// hideWriterTo returns r with a body that has only Read and Close; the
+// caller's request is not modified.
+func hideWriterTo(r *http.Request) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
 	}
-	return t.rt.RoundTrip(r)
+	r2 := *r
+	r2.Body = readOnlyBody{r.Body}
+	return &r2
 }
 
 // readOnlyBody hides every method but Read and Close.

@@ -39,10 +39,24 @@ func (c *captureRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("{}"))}, nil
 }
 
+func (c *captureRT) Do(r *http.Request) (*http.Response, error) { return c.RoundTrip(r) }
+
 // TestSafeTransportHidesWriterTo: what the transport sees of a body closed
 // early ends cleanly, where the SDK's own body makes io.Copy fail (and
 // net/http drop the connection).
 func TestSafeTransportHidesWriterTo(t *testing.T) {
+	for _, wrap := range []struct {
+		name string
+		rt   func(*captureRT) func(*http.Request) (*http.Response, error)
+	}{
+		{"SafeTransport", func(c *captureRT) func(*http.Request) (*http.Response, error) { return SafeTransport(c).RoundTrip }},
+		{"SafeHTTPClient", func(c *captureRT) func(*http.Request) (*http.Response, error) { return SafeHTTPClient(c).Do }},
+	} {
+		t.Run(wrap.name, func(t *testing.T) { testHidesWriterTo(t, wrap.rt) })
+	}
+}
+
+func testHidesWriterTo(t *testing.T, wrap func(*captureRT) func(*http.Request) (*http.Response, error)) {
 	raw := &closingBody{r: bytes.NewReader([]byte(`{"QueueUrl":"q"}`))}
 	raw.Close()
 	if _, err := io.Copy(io.Discard, raw); !errors.Is(err, io.EOF) {
@@ -55,7 +69,7 @@ func TestSafeTransportHidesWriterTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner := &captureRT{}
-	if _, err := SafeTransport(inner).RoundTrip(req); err != nil {
+	if _, err := wrap(inner)(req); err != nil {
 		t.Fatal(err)
 	}
 	if req.Body != body {
