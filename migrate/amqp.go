@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -207,7 +206,7 @@ func (s *amqpSystem) readBack(ctx context.Context, _ map[int32]int64, fn func(ta
 			if !ok {
 				return errors.New("read back: channel closed")
 			}
-			fn(targetMessage{Event: eventFromDelivery(&d), Position: s.ep.Queue + "#" + strconv.Itoa(n)})
+			fn(targetMessage{Event: amqp.FromDelivery(&d), Position: s.ep.Queue + "#" + strconv.Itoa(n)})
 			n++
 			idle.Reset(amqpReadIdle)
 		}
@@ -215,58 +214,3 @@ func (s *amqpSystem) readBack(ctx context.Context, _ map[int32]int64, fn func(ta
 	return nil
 }
 
-// eventFromDelivery maps a delivery to the canonical event for
-// comparison. It follows the AMQP connector's mapping (SPEC §8) for what
-// the connector's sink writes: string header values, bridge-key, the
-// bridge-headers overflow and the amqp.* properties.
-func eventFromDelivery(d *amqp091.Delivery) event.Event {
-	ev := event.Event{Value: d.Body}
-	names := make([]string, 0, len(d.Headers))
-	for name := range d.Headers {
-		if name != event.HeaderKey && name != event.HeaderOverflow {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		ev.Headers = append(ev.Headers, event.Header{Key: name, Value: fieldBytes(d.Headers[name])})
-	}
-	if v, ok := d.Headers[event.HeaderKey]; ok {
-		ev.Key = fieldBytes(v)
-	}
-	if items, ok := d.Headers[event.HeaderOverflow].([]any); ok {
-		for _, it := range items {
-			if pair, ok := it.([]any); ok && len(pair) == 2 {
-				if name, ok := pair[0].(string); ok {
-					ev.Headers = append(ev.Headers, event.Header{Key: name, Value: fieldBytes(pair[1])})
-				}
-			}
-		}
-	}
-	for _, p := range [...]struct{ name, value string }{
-		{"amqp.content_type", d.ContentType}, {"amqp.message_id", d.MessageId},
-		{"amqp.correlation_id", d.CorrelationId}, {"amqp.reply_to", d.ReplyTo},
-		{"amqp.type", d.Type}, {"amqp.app_id", d.AppId},
-	} {
-		if p.value != "" {
-			ev.Headers = append(ev.Headers, event.Header{Key: p.name, Value: []byte(p.value)})
-		}
-	}
-	if d.Priority != 0 {
-		ev.Headers = append(ev.Headers, event.Header{Key: "amqp.priority", Value: strconv.AppendUint(nil, uint64(d.Priority), 10)})
-	}
-	return ev
-}
-
-// fieldBytes renders a table value; the sink only writes strings.
-func fieldBytes(v any) []byte {
-	switch x := v.(type) {
-	case string:
-		return []byte(x)
-	case []byte:
-		return x
-	case nil:
-		return []byte{}
-	}
-	return fmt.Appendf(nil, "%v", v)
-}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // TestRabbitToKafkaVerified moves a RabbitMQ queue to a Kafka topic in
@@ -84,3 +86,42 @@ func TestRabbitToKafkaVerified(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestRabbitToRabbitVerified covers an AMQP target: the read-back consumes
+// without acking and hands every message back, and the report is clean.
+func TestRabbitToRabbitVerified(t *testing.T) {
+	const n = 300
+	src, dst := newQueue(t), newQueue(t)
+	publish(t, src, n, 100, 5)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, Config{From: rabbitURL() + "?queue=" + src, To: rabbitURL() + "?queue=" + dst,
+		StateDir: dir, Verify: true, Idle: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sum.Report
+	if sum.Moved != n || r == nil || !r.OK || r.SourceCount != n || r.TargetCount != n || r.Missing != 0 ||
+		r.Extra != 0 || r.Mismatched != 0 || r.OrderViolations != 0 {
+		t.Fatalf("summary %+v report %+v", sum, r)
+	}
+	// Verification left every message in the target queue.
+	conn, err := amqp091.Dial(rabbitURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(dst, true, false, false, false, nil)
+	if err != nil || q.Messages != n {
+		t.Fatalf("target queue holds %d messages after verify (%v), want %d", q.Messages, err, n)
+	}
+	d, ok, err := ch.Get(dst, true)
+	if err != nil || !ok || d.MessageId != "m-0" || d.Headers["seq"] != "0" || d.Headers["bridge-key"] != "k-0" {
+		t.Fatalf("first target message: ok=%v err=%v id=%q headers=%v", ok, err, d.MessageId, d.Headers)
+	}
+}

@@ -107,6 +107,12 @@ func setProperty(p *amqp091.Publishing, h event.Header) bool {
 	return false
 }
 
+// FromDelivery maps a message as the source does (SPEC §8; see the package
+// doc), for tools that read a queue themselves (bridge migrate's
+// verification): bridge-key is the key, bridge-headers is unpacked, the
+// properties become amqp.* headers.
+func FromDelivery(d *amqp091.Delivery) event.Event { return fromDelivery(d, false, "", time.Time{}) }
+
 // fromDelivery maps an AMQP message to an event (see the package doc). The
 // event's Timestamp falls back to now when the message has none.
 func fromDelivery(d *amqp091.Delivery, keyFromMessageID bool, source string, now time.Time) event.Event {
