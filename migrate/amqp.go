@@ -213,4 +213,3 @@ func (s *amqpSystem) readBack(ctx context.Context, _ map[int32]int64, fn func(ta
 	}
 	return nil
 }
-
