@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,8 +136,9 @@ func TestSASLAgainstKfake(t *testing.T) {
 			}{{"right password", secret, true}, {"wrong password", secret + "x", false}} {
 				cfg := SinkConfig{Client: clientConfig(c), Topic: "out", DeliveryTimeout: 2 * time.Second}
 				cfg.Client.SASL = &SASLConfig{Mechanism: mech, Username: "alice", Password: tc.password}
-				var logged bytes.Buffer
-				cfg.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				// franz-go may still log from its own goroutines after Close.
+				logged := &syncBuffer{}
+				cfg.Logger = slog.New(slog.NewTextHandler(logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				sink, err := NewSink(cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -235,4 +237,22 @@ func writeTestCA(t *testing.T, dir string) (string, tls.Certificate) {
 		t.Fatal(err)
 	}
 	return caFile, tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

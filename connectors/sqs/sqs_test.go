@@ -416,17 +416,17 @@ func TestFailingDeliverBacksOff(t *testing.T) {
 }
 
 // TestFIFOStopsAfterFailedEntry sends 15 events to a FIFO queue, the 4th
-// with an empty header value that SQS rejects: it fails as permanent, the
-// rest of its request is sent, and the second request is not sent at all.
-// It runs on the embedded API only: like SQS it rejects an empty attribute
-// value per entry, which fauxqs 1.9.2 accepts.
+// with a key that is not a valid MessageGroupId (a space): it fails as
+// permanent, the rest of its request is sent, and the second request is not
+// sent at all. It runs on the embedded API only: like SQS it rejects the
+// group id per entry, which fauxqs 1.9.2 accepts.
 func TestFIFOStopsAfterFailedEntry(t *testing.T) {
 	for _, p := range peers[1:] {
 		t.Run(p.name, func(t *testing.T) {
 			c := p.client(t)
 			url := createQueue(t, c, true, 30*time.Second)
 			evs := eventtest.MakeEvents("stop", 15, 1, false)
-			evs[3].Headers = append(evs[3].Headers, event.Header{Key: "empty", Value: []byte{}})
+			evs[3].Key = []byte("has space")
 			err := newTestSink(t, c, url).Send(t.Context(), evs)
 			var be *event.BatchError
 			if !errors.As(err, &be) {
