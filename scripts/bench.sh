@@ -13,10 +13,14 @@ run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-br
 (cd bench && go test -run '^$' -count "$count" -bench . -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
 run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
-run -bench 'BenchmarkPipeline' -benchtime 3x ./engine/
+run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
 run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/
-run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkFauxqsSendReceiveDelete' -benchtime 1x ./embedded-broker/sqsapi/
-for pkg in ./connectors/kafka/ ./connectors/amqp/ ./connectors/sqs/; do
-	[ -d "$pkg" ] && run -bench '.' -benchtime 1x "$pkg" || true
+run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkFauxqsSendReceiveDelete|BenchmarkServerRawHTTP|BenchmarkSQSAPILongPollLatency' -benchtime 10x ./embedded-broker/sqsapi/
+# Kafka pairs alternate bridge and bare per iteration: 20 iterations settle the ratio.
+run -bench 'BenchmarkProducePaired|BenchmarkKafkaToKafka' -benchtime 20x ./connectors/kafka/
+for pkg in ./connectors/amqp/ ./connectors/sqs/; do
+	run -bench '.' -benchtime 1x "$pkg"
 done
+# Migrations with and without --verify (BRIDGE_MIGRATE_BENCH_N=1000000 for the README's figure).
+run -bench 'BenchmarkMigrate' -benchtime 1x -timeout 60m ./migrate/
