@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -354,53 +352,13 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	t.Logf("killed with %d left; report %+v", left, rep)
 }
 
-// migFauxqs starts fauxqs (an independent SQS emulator, PEERS.md) for
-// the test and returns its endpoint.
-func migFauxqs(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("FAUXQS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", ".tools", "fauxqs")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
-		t.Fatalf("fauxqs is not installed in %s (scripts/test.sh installs it): %v", dir, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("node", "--input-type=module", "-e",
-		`import {startFauxqs} from "fauxqs"; await startFauxqs({port: `+strconv.Itoa(port)+`, logger: false})`)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 15*time.Second, func() error {
-		resp, err := http.Get(endpoint + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-	return endpoint
-}
-
 // TestMigrateSQSAndKafka moves an SQS queue (fauxqs) to Kafka and a
 // Kafka topic to an SQS queue, both with --verify, then alters the SQS
 // target (one message deleted, one replaced by an altered copy) and
 // checks that a verify rerun fails with exit status 1 and says why.
 func TestMigrateSQSAndKafka(t *testing.T) {
 	const n = 1500
-	endpoint := migFauxqs(t)
+	endpoint := startFauxqs(t)
 	client := sqsClient(endpoint)
 	ctx := context.Background()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
