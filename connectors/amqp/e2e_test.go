@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -219,8 +221,19 @@ func forward(bb *backbone, s *Sink, progress chan int) error {
 }
 
 // TestMain fails fast with a clear message when RabbitMQ is absent, rather
-// than every test timing out on its own.
+// than every test timing out on its own, and runs the tests in a vhost of
+// their own.
 func TestMain(m *testing.M) {
+	if os.Getenv("BRIDGE_TEST_AMQP_URL") == "" {
+		for _, args := range [][]string{{"add_vhost", testVhost}, {"set_permissions", "-p", testVhost, "guest", ".*", ".*", ".*"}} {
+			if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "rabbitmqctl %v: %v: %s\n", args, err, out)
+				os.Exit(1)
+			}
+		}
+	}
+	stop := heapWatchdog(4 << 30)
+	defer stop()
 	conn, err := amqp091.Dial(rabbitURL())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "RabbitMQ is not reachable at %s: %v\n", redact(rabbitURL()), err)
@@ -231,5 +244,35 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "rabbitmqctl is needed to force-close connections:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stop()
+	_ = exec.Command("rabbitmqctl", "delete_vhost", testVhost).Run()
+	os.Exit(code)
+}
+
+// heapWatchdog crashes the test binary with every goroutine's stack when
+// the live heap passes limit, so that a runaway test names itself in the
+// output instead of being killed silently by the kernel's OOM killer (seen
+// once in CI: 23 GB, not reproduced since).
+func heapWatchdog(limit uint64) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > limit {
+				debug.SetTraceback("all")
+				panic(fmt.Sprintf("heap watchdog: %d MiB live, over %d MiB", ms.HeapAlloc>>20, limit>>20))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -22,8 +23,13 @@ func rabbitURL() string {
 	if u := os.Getenv("BRIDGE_TEST_AMQP_URL"); u != "" {
 		return u
 	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+	return "amqp://guest:guest@127.0.0.1:5672/" + url.PathEscape(testVhost)
 }
+
+// testVhost is this test binary's own RabbitMQ vhost (created by
+// TestMain): forced disconnects here touch no other package's tests, and
+// theirs none of these.
+var testVhost = fmt.Sprintf("bridge-amqp-test-%d", os.Getpid())
 
 // testName returns a name unique to this run, so tests can run in parallel
 // and never see another test's messages.
@@ -191,7 +197,7 @@ func (a *admin) reader(queue string) eventtest.Reader {
 // broker restart would.
 func closeAllConnections(t testing.TB) {
 	t.Helper()
-	out, err := exec.Command("rabbitmqctl", "close_all_connections", "test").CombinedOutput()
+	out, err := exec.Command("rabbitmqctl", "close_all_connections", "--vhost", testVhost, "test").CombinedOutput()
 	if err != nil {
 		t.Fatalf("rabbitmqctl close_all_connections: %v: %s", err, out)
 	}
