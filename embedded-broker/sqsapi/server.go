@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -200,7 +201,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	*outp = out[:0]
-	w.Header().Set("Content-Type", contentType)
+	hdr := w.Header()
+	hdr.Set("Content-Type", contentType)
+	// The whole body is at hand: a Content-Length spares both sides
+	// chunked encoding for answers past net/http's 2 KiB buffer.
+	hdr.Set("Content-Length", strconv.Itoa(len(out)))
 	_, _ = w.Write(out) // the client went away; nothing to report to
 }
 
