@@ -42,11 +42,11 @@ pipelines:
     retry: { initial_backoff: 50ms, max_backoff: 1s }
 `
 
-// amqpE2EVhost creates a vhost of its own for the test, so that forcing
+// rabbitVhost creates a vhost of its own for the test, so that forcing
 // every connection of it closed touches no other test or user of the
 // shared RabbitMQ, and deletes it (with its queues and exchanges) at the
 // end. It returns the vhost's AMQP URL.
-func amqpE2EVhost(t *testing.T) string {
+func rabbitVhost(t *testing.T) string {
 	t.Helper()
 	vhost := fmt.Sprintf("bridge-e2e-%016x", rand.Uint64())
 	ctl := func(args ...string) {
@@ -61,9 +61,22 @@ func amqpE2EVhost(t *testing.T) string {
 	return "amqp://guest:guest@127.0.0.1:5672/" + url.PathEscape(vhost)
 }
 
-// amqpE2EDepth returns the number of ready messages in queue, on a
-// connection of its own (the test force-closes connections).
-func amqpE2EDepth(amqpURL, queue string) (int, error) {
+// closeVhostConnections makes RabbitMQ close every connection of the
+// vhost of amqpURL (a URL from rabbitVhost), as a broker restart would.
+func closeVhostConnections(t *testing.T, amqpURL string) {
+	t.Helper()
+	vhost, err := url.PathUnescape(amqpURL[strings.LastIndex(amqpURL, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("rabbitmqctl", "close_all_connections", "--vhost", vhost, "bridge e2e: forced disconnect").CombinedOutput(); err != nil {
+		t.Fatalf("rabbitmqctl close_all_connections: %v: %s", err, out)
+	}
+}
+
+// queueDepth returns the number of ready messages in queue, on a
+// connection of its own (the tests force-close connections).
+func queueDepth(amqpURL, queue string) (int, error) {
 	conn, err := amqp091.Dial(amqpURL)
 	if err != nil {
 		return 0, err
@@ -144,7 +157,7 @@ func TestAMQPQueueToExchange(t *testing.T) {
 	if testing.Short() {
 		total = 10_000
 	}
-	amqpURL := amqpE2EVhost(t)
+	amqpURL := rabbitVhost(t)
 	id := strconv.FormatUint(rand.Uint64(), 36)
 	inQueue, outExchange, outQueue := "legacy.orders."+id, "orders.out."+id, "orders.fulfil."+id
 
@@ -193,7 +206,7 @@ func TestAMQPQueueToExchange(t *testing.T) {
 	published.Go(func() { pub.run(t) })
 
 	depth := func() int {
-		n, err := amqpE2EDepth(amqpURL, outQueue)
+		n, err := queueDepth(amqpURL, outQueue)
 		if err != nil {
 			return -1
 		}
@@ -213,9 +226,7 @@ func TestAMQPQueueToExchange(t *testing.T) {
 	// (bridge's source and sink and the producer alike), as a broker
 	// restart would.
 	d := waitDepth(selected / 4)
-	if out, err := exec.Command("rabbitmqctl", "close_all_connections", "--vhost", strings.TrimPrefix(amqpURL, "amqp://guest:guest@127.0.0.1:5672/"), "test").CombinedOutput(); err != nil {
-		t.Fatalf("rabbitmqctl close_all_connections: %v: %s", err, out)
-	}
+	closeVhostConnections(t, amqpURL)
 	if pub.done.Load() {
 		t.Fatal("the producer finished before the forced disconnect: not mid-stream")
 	}
@@ -241,7 +252,7 @@ func TestAMQPQueueToExchange(t *testing.T) {
 	// Done when the source queue is empty, the route has no lag, and the
 	// output holds at least every selected message.
 	waitFor(t, 90*time.Second, func() error {
-		if n, err := amqpE2EDepth(amqpURL, inQueue); err != nil || n != 0 {
+		if n, err := queueDepth(amqpURL, inQueue); err != nil || n != 0 {
 			return fmt.Errorf("input queue holds %d (%v)", n, err)
 		}
 		var st struct {

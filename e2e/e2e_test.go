@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,48 +290,4 @@ func waitFor(t *testing.T, timeout time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("condition not met after %v: %v", timeout, err)
-}
-
-// startFauxqs runs fauxqs (an SQS emulator independent of bridge, see
-// PEERS.md; scripts/test.sh installs it) on a free port for the test and
-// returns its endpoint.
-func startFauxqs(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("FAUXQS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", ".tools", "fauxqs")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
-		t.Fatalf("fauxqs is not installed in %s (scripts/test.sh installs it: npm install --prefix %s fauxqs@1.9.2): %v", dir, dir, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("node", "--input-type=module", "-e",
-		`import {startFauxqs} from "fauxqs"; await startFauxqs({port: `+strconv.Itoa(port)+`, logger: false})`)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start fauxqs: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 15*time.Second, func() error {
-		resp, err := http.Get(url + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("fauxqs /health: %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return url
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/bridgeio/bridge/internal/fauxqs"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -60,7 +61,7 @@ type tourCTarget struct {
 func TestKafkaSQSTour(t *testing.T) {
 	targets := []tourCTarget{
 		{name: "fauxqs", kill: true, setup: func(t *testing.T) (string, string) {
-			endpoint := startFauxqs(t)
+			endpoint := fauxqs.StartTB(t)
 			out, err := sqsClient(endpoint).CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String("payments-review")})
 			if err != nil {
 				t.Fatalf("create queue on fauxqs: %v", err)

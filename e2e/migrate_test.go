@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/bridgeio/bridge/internal/fauxqs"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -82,20 +81,6 @@ func migRun(t *testing.T, timeout time.Duration, args ...string) (int, string, *
 	return code, out.String(), rep
 }
 
-// migVhost creates a RabbitMQ vhost for the test (so a forced disconnect
-// touches nobody else) and returns its AMQP URL.
-func migVhost(t *testing.T) string {
-	t.Helper()
-	vhost := fmt.Sprintf("bridge-migrate-e2e-%016x", rand.Uint64())
-	for _, args := range [][]string{{"add_vhost", vhost}, {"set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"}} {
-		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("rabbitmqctl %v: %v: %s", args, err, out)
-		}
-	}
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() })
-	return "amqp://guest:guest@127.0.0.1:5672/" + url.PathEscape(vhost)
-}
-
 // migPublish declares queue and publishes n persistent messages: body
 // {"n":I,...} padded to ~200 bytes, message_id m-I, content_type, header
 // seq=I, and the key k-(I%50) in bridge-key.
@@ -138,20 +123,6 @@ func migPublish(t *testing.T, amqpURL, queue string, n int) {
 			pending = pending[:0]
 		}
 	}
-}
-
-func migDepth(amqpURL, queue string) (int, error) {
-	conn, err := amqp091.Dial(amqpURL)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return 0, err
-	}
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	return q.Messages, err
 }
 
 // migKafkaRecords reads topic from the start to its end offsets now.
@@ -223,7 +194,7 @@ func TestMigrateRabbitToKafkaTour(t *testing.T) {
 	if testing.Short() {
 		n = 5000
 	}
-	amqpURL := migVhost(t)
+	amqpURL := rabbitVhost(t)
 	queue := "legacy.orders"
 	migPublish(t, amqpURL, queue, n)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "orders"))
@@ -253,7 +224,7 @@ func TestMigrateRabbitToKafkaTour(t *testing.T) {
 	// Force the disconnect once part of the queue has moved.
 	var left int
 	waitFor(t, 60*time.Second, func() error {
-		d, err := migDepth(amqpURL, queue)
+		d, err := queueDepth(amqpURL, queue)
 		if err != nil {
 			return err
 		}
@@ -263,10 +234,7 @@ func TestMigrateRabbitToKafkaTour(t *testing.T) {
 		left = d
 		return nil
 	})
-	vhost, _ := url.PathUnescape(amqpURL[strings.LastIndex(amqpURL, "/")+1:])
-	if o, err := exec.Command("rabbitmqctl", "close_all_connections", "--vhost", vhost, "bridge e2e: forced disconnect").CombinedOutput(); err != nil {
-		t.Fatalf("rabbitmqctl close_all_connections: %v: %s", err, o)
-	}
+	closeVhostConnections(t, amqpURL)
 	if left == 0 {
 		t.Fatalf("the queue was empty before the disconnect: the test did not exercise it")
 	}
@@ -295,7 +263,7 @@ func TestMigrateRabbitToKafkaTour(t *testing.T) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if d, err := migDepth(amqpURL, queue); err != nil || d != 0 {
+	if d, err := queueDepth(amqpURL, queue); err != nil || d != 0 {
 		t.Fatalf("source queue depth %d (%v) after the migration", d, err)
 	}
 	migCheckKafka(t, migKafkaRecords(t, brokers, "orders"), n)
@@ -310,7 +278,7 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	if testing.Short() {
 		n = 4000
 	}
-	amqpURL := migVhost(t)
+	amqpURL := rabbitVhost(t)
 	queue := "jobs"
 	migPublish(t, amqpURL, queue, n)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -328,14 +296,14 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, func() error {
-		if d, err := migDepth(amqpURL, queue); err != nil || d > n/2 {
+		if d, err := queueDepth(amqpURL, queue); err != nil || d > n/2 {
 			return fmt.Errorf("depth %d (%v)", d, err)
 		}
 		return nil
 	})
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	left, _ := migDepth(amqpURL, queue)
+	left, _ := queueDepth(amqpURL, queue)
 	if left == 0 {
 		t.Fatal("the queue was empty before the kill: the test did not exercise it")
 	}
@@ -358,7 +326,7 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 // checks that a verify rerun fails with exit status 1 and says why.
 func TestMigrateSQSAndKafka(t *testing.T) {
 	const n = 1500
-	endpoint := startFauxqs(t)
+	endpoint := fauxqs.StartTB(t)
 	client := sqsClient(endpoint)
 	ctx := context.Background()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/bridgeio/bridge/connectors/sqs"
+	"github.com/bridgeio/bridge/internal/fauxqs"
 )
 
 // benchCount is the number of 1 KiB messages per migration:
@@ -88,7 +89,7 @@ func BenchmarkMigrate(b *testing.B) {
 // fillSQS starts a fauxqs and creates a queue on it with n messages of 1 KiB, sent by
 // eight senders in batches of ten.
 func fillSQS(b *testing.B, n int) string {
-	fauxqsEndpoint := startFauxqs(b)
+	fauxqsEndpoint := fauxqs.StartTB(b)
 	ctx := context.Background()
 	client, err := sqs.NewClient(ctx, sqs.ClientConfig{Region: "us-east-1", Endpoint: fauxqsEndpoint, AccessKeyID: "x", SecretAccessKey: "x"})
 	if err != nil {

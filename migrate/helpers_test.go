@@ -3,13 +3,8 @@ package migrate
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -135,44 +130,4 @@ func consumeAll(tb testing.TB, brokers []string, topic string, n int) []*kgo.Rec
 		out = append(out, fs.Records()...)
 	}
 	return out
-}
-
-// startFauxqs runs fauxqs (an SQS emulator, PEERS.md) until the test or
-// benchmark ends and returns its endpoint. scripts/test.sh installs it.
-func startFauxqs(tb testing.TB) string {
-	tb.Helper()
-	dir := os.Getenv("FAUXQS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", ".tools", "fauxqs")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
-		tb.Fatalf("fauxqs is not installed in %s (npm install --prefix %s fauxqs@1.9.2): %v", dir, dir, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("node", "--input-type=module", "-e",
-		`import {startFauxqs} from "fauxqs"; await startFauxqs({port: `+strconv.Itoa(port)+`, logger: false})`)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	for range 150 {
-		if resp, err := http.Get(endpoint + "/health"); err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	tb.Fatal("fauxqs did not start")
-	return ""
 }

@@ -3,14 +3,9 @@ package sqs
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -24,6 +19,7 @@ import (
 	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
 	"github.com/bridgeio/bridge/event"
 	"github.com/bridgeio/bridge/event/eventtest"
+	"github.com/bridgeio/bridge/internal/fauxqs"
 )
 
 // fauxqsURL is the endpoint of the fauxqs process TestMain started.
@@ -32,55 +28,15 @@ var fauxqsURL string
 // TestMain starts one fauxqs (an independent SQS emulator) for the package.
 // It is installed by the repository's test script; see PEERS.md.
 func TestMain(m *testing.M) {
-	stop, err := startFauxqs()
+	url, stop, err := fauxqs.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fauxqs:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	fauxqsURL = url
 	code := m.Run()
 	stop()
 	os.Exit(code)
-}
-
-func startFauxqs() (stop func(), err error) {
-	dir := os.Getenv("FAUXQS_DIR")
-	if dir == "" {
-		wd, _ := os.Getwd()
-		dir = filepath.Join(wd, "..", "..", ".tools", "fauxqs")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
-		return nil, fmt.Errorf("not installed in %s (npm install --prefix %s fauxqs@1.9.2): %w", dir, dir, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.Command("node", "--input-type=module", "-e",
-		`import {startFauxqs} from "fauxqs"; await startFauxqs({port: `+strconv.Itoa(port)+`, logger: false})`)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stop = func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	fauxqsURL = "http://127.0.0.1:" + strconv.Itoa(port)
-	for range 100 {
-		resp, err := http.Get(fauxqsURL + "/health")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return stop, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	stop()
-	return nil, fmt.Errorf("not healthy at %s after 10s", fauxqsURL)
 }
 
 // peer is an SQS endpoint the tests run against.

@@ -98,7 +98,7 @@ type entry struct {
 // toEntry prepares event i of a batch, or returns the permanent reason it
 // cannot be sent.
 func toEntry(i int, e *event.Event, p event.Params, fifo bool) (entry, error) {
-	if !validBody(e.Value) {
+	if !sqsattr.ValidBody(e.Value) {
 		return entry{}, event.Permanent(errBody)
 	}
 	headers := make([]event.Header, 0, len(e.Headers))
@@ -158,31 +158,6 @@ func toEntry(i int, e *event.Event, p event.Params, fifo bool) (entry, error) {
 			" bytes (body and attributes) exceeds SQS's " + strconv.Itoa(MaxMessageSize)))
 	}
 	return en, nil
-}
-
-// validBody reports whether SQS accepts b as a message body: non-empty
-// UTF-8 of the characters #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
-// #x10000-#x10FFFF.
-func validBody(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for len(b) > 0 {
-		r, size := utf8.DecodeRune(b)
-		if r == utf8.RuneError && size <= 1 {
-			return false
-		}
-		switch {
-		case r == 0x9 || r == 0xA || r == 0xD:
-		case r >= 0x20 && r <= 0xD7FF:
-		case r >= 0xE000 && r <= 0xFFFD:
-		case r >= 0x10000 && r <= 0x10FFFF:
-		default:
-			return false
-		}
-		b = b[size:]
-	}
-	return true
 }
 
 // split groups entries into requests of at most 10 entries and

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/bridgeio/bridge/connectors/sqsattr"
 	"github.com/bridgeio/bridge/event"
 )
 
@@ -30,8 +31,8 @@ func TestValidBody(t *testing.T) {
 		{"\uE000", true},
 	}
 	for _, tc := range cases {
-		if got := validBody([]byte(tc.body)); got != tc.want {
-			t.Errorf("validBody(%q) = %v, want %v", tc.body, got, tc.want)
+		if got := sqsattr.ValidBody([]byte(tc.body)); got != tc.want {
+			t.Errorf("ValidBody(%q) = %v, want %v", tc.body, got, tc.want)
 		}
 	}
 }

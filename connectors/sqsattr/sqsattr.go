@@ -109,15 +109,35 @@ func ValidValue(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		switch {
-		case r == utf8.RuneError:
-			return false // invalid UTF-8, or a literal U+FFFD (then carried in the overflow: harmless)
-		case r == 0x9 || r == 0xA || r == 0xD, r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
-		default:
+		// RuneError: invalid UTF-8, or a literal U+FFFD (then carried in
+		// the overflow: harmless).
+		if r == utf8.RuneError || !sqsChar(r) {
 			return false
 		}
 	}
 	return true
+}
+
+// ValidBody reports whether SQS accepts b as a message body: non-empty,
+// valid UTF-8, of the characters sqsChar allows.
+func ValidBody(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 || !sqsChar(r) {
+			return false // invalid UTF-8, or a character SQS refuses
+		}
+		b = b[size:]
+	}
+	return true
+}
+
+// sqsChar reports whether SQS allows r in a body or String attribute:
+// #x9, #xA, #xD, #x20 to #xD7FF, #xE000 to #xFFFD, #x10000 to #x10FFFF.
+func sqsChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 func isPriority(name string) bool {

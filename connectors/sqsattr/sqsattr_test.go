@@ -3,6 +3,7 @@ package sqsattr
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bridgeio/bridge/event"
@@ -164,4 +165,16 @@ func FuzzFromAttributes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestValidBodyAllocs: the body check runs per message on the send path
+// and must not copy the body.
+func TestValidBodyAllocs(t *testing.T) {
+	body := []byte(strings.Repeat("order é ✓ 𝄞 ", 100))
+	if !ValidBody(body) || ValidBody([]byte{0xff}) || ValidBody(nil) || !ValidBody([]byte("\ufffd")) {
+		t.Fatal("ValidBody verdicts")
+	}
+	if n := testing.AllocsPerRun(100, func() { ValidBody(body) }); n != 0 {
+		t.Fatalf("ValidBody allocates %v times", n)
+	}
 }

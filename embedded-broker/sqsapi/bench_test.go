@@ -10,9 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"github.com/bridgeio/bridge/internal/fauxqs"
 )
 
 // The end-to-end loop of the README's SQS figure: producers send batches of
@@ -34,11 +32,10 @@ import (
 // The same loop runs against fauxqs, an SQS emulator on Node, so the ratio
 // is measured on the same machine in the same run.
 const (
-	benchProducers   = 4
-	benchConsumers   = 4
-	benchBodyBytes   = 200
-	benchRoundMsgs   = 5000 // messages per b.Loop iteration
-	fauxqsVersionDir = "/work/main/.tools/fauxqs"
+	benchProducers = 4
+	benchConsumers = 4
+	benchBodyBytes = 200
+	benchRoundMsgs = 5000 // messages per b.Loop iteration
 )
 
 func BenchmarkSQSAPISendReceiveDelete(b *testing.B) {
@@ -68,51 +65,15 @@ func BenchmarkSQSAPISendReceiveDelete(b *testing.B) {
 }
 
 func BenchmarkFauxqsSendReceiveDelete(b *testing.B) {
-	dir := os.Getenv("FAUXQS_DIR")
-	if dir == "" {
-		dir = fauxqsVersionDir
+	url, stop, err := fauxqs.Start()
+	if errors.Is(err, fauxqs.ErrNotInstalled) {
+		b.Skip(err) // a comparison, not a test of bridge: ./scripts/test.sh installs fauxqs
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fauxqs")); err != nil {
-		b.Skipf("fauxqs is not installed in %s (npm install --prefix %s fauxqs@1.9.2, or set FAUXQS_DIR)", dir, dir)
-	}
-	url := startFauxqs(b, dir)
-	runSendReceiveDelete(b, benchClient(url))
-}
-
-// startFauxqs runs fauxqs on a free loopback port until the benchmark ends.
-func startFauxqs(b *testing.B, dir string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatalf("listen: %v", err)
+		b.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	script := fmt.Sprintf(`import {startFauxqs} from "fauxqs"; await startFauxqs({port: %d, logger: false});`, port)
-	cmd := exec.Command("node", "--input-type=module", "-e", script)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start fauxqs: %v", err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(url + "/health")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("fauxqs did not become healthy: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	b.Cleanup(stop)
+	runSendReceiveDelete(b, benchClient(url))
 }
 
 func benchClient(url string) *sqs.Client {
