@@ -121,6 +121,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	cfgPath := fs.String("c", "", "config file")
 	logFormat := fs.String("log-format", "text", "text | json")
 	logLevel := fs.String("log-level", "info", "debug | info | warn | error")
+	pprofAddr := fs.String("pprof", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,6 +131,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	log, err := newLogger(*logFormat, *logLevel)
 	if err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof %s: %w", *pprofAddr, err)
+		}
+		defer stop()
+		log.Info("pprof listening", "addr", *pprofAddr)
 	}
 	plan, err := loadPlan(*cfgPath)
 	if err != nil {
