@@ -251,6 +251,9 @@ func decode(body []byte, v any) *apiError {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	if fastDecode(body, v) {
+		return nil
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
