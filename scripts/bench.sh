@@ -16,7 +16,8 @@ run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
 run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/
-run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkFauxqsSendReceiveDelete|BenchmarkServerRawHTTP|BenchmarkSQSAPILongPollLatency' -benchtime 10x ./embedded-broker/sqsapi/
+run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkSDKClientCeiling|BenchmarkFauxqsSendReceiveDelete|BenchmarkServerRawHTTP|BenchmarkFauxqsRawHTTP|BenchmarkSQSAPILongPollLatency' -benchtime 10x ./embedded-broker/sqsapi/
+run -bench 'BenchmarkHandlerSendReceiveDelete' -benchtime 2s ./embedded-broker/sqsapi/
 # Kafka pairs alternate bridge and bare per iteration: 20 iterations settle the ratio.
 run -bench 'BenchmarkProducePaired|BenchmarkKafkaToKafka' -benchtime 20x ./connectors/kafka/
 for pkg in ./connectors/amqp/ ./connectors/sqs/; do

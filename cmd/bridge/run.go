@@ -133,12 +133,12 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	if *pprofAddr != "" {
-		stop, err := servePprof(*pprofAddr)
+		bound, stop, err := servePprof(*pprofAddr)
 		if err != nil {
 			return fmt.Errorf("--pprof %s: %w", *pprofAddr, err)
 		}
 		defer stop()
-		log.Info("pprof listening", "addr", *pprofAddr)
+		log.Info("pprof listening", "addr", bound)
 	}
 	plan, err := loadPlan(*cfgPath)
 	if err != nil {

@@ -32,7 +32,10 @@
 //     others.
 //   - Request bodies are bounded (2 MiB); malformed JSON or wrong field
 //     types get a 400 SerializationException; the server never panics on
-//     input (fuzzed).
+//     input (fuzzed). The hot requests (send, receive, delete, batches)
+//     are read by a one-pass decoder that hands anything unusual to
+//     encoding/json, so both agree on every input (fuzzed against each
+//     other).
 //   - With Options.Credentials set, every request must carry a valid AWS
 //     Signature V4 (Authorization header form) by one of the keys, signed
 //     within 15 minutes of the server clock; signatures are compared in
