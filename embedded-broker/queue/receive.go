@@ -56,6 +56,11 @@ func (q *Queue) Receive(ctx context.Context, max int, visibility, wait time.Dura
 			}
 		}
 		if len(msgs) > 0 {
+			// Digests outside the lock: bodies are immutable, and a big
+			// one must not hold up every sender and receiver of the queue.
+			for i := range msgs {
+				msgs[i].MD5OfBody = md5Hex(msgs[i].Body)
+			}
 			return msgs, nil
 		}
 		if !now.Before(deadlineAt) {
@@ -116,6 +121,9 @@ func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *t
 	q.advanceLocked(now)
 	q.removeWaiterLocked(w)
 	var out []Message
+	if n := q.ready.len(); n > 0 && !q.fifo {
+		out = make([]Message, 0, min(max, n))
+	}
 	var moves []*message
 	retention := int64(q.cfg.Retention)
 	// take delivers m, dead-letters it, or drops it when its retention
@@ -199,8 +207,7 @@ func (q *Queue) deliverLocked(m *message, now int64, visibility time.Duration) M
 	return Message{
 		MessageID:        m.id,
 		ReceiptHandle:    receipt{queueID: q.meta.QueueID, epoch: m.epoch, seq: m.seq, gen: m.receiveCount}.encode(),
-		Body:             m.body,
-		MD5OfBody:        md5Hex(m.body),
+		Body:             m.body, // MD5OfBody: by Receive, outside the lock
 		Attributes:       m.attrs,
 		SystemAttributes: m.sysAttrs,
 		ReceiveCount:     int(m.receiveCount),
