@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/bridgeio/bridge/internal/jsonstr"
 )
 
 // This file is a small validating JSON scanner. It exists because decoding a
@@ -132,7 +133,7 @@ func (s *jscan) internedString() (any, bool) {
 		return nil, false
 	}
 	if esc || high || len(raw) > internMaxLen {
-		return makeString(raw, esc, high), true
+		return jsonstr.Decode(raw, esc, high), true
 	}
 	return s.intern.box(raw), true
 }
@@ -267,7 +268,7 @@ func (n *pnode) find(raw []byte, esc, high bool) *pnode {
 		return nil
 	}
 	if esc || (high && !utf8.Valid(raw)) {
-		k := unquoteSlow(raw)
+		k := jsonstr.Unquote(raw)
 		for _, c := range n.children {
 			if c.key == k {
 				return c.node
@@ -286,67 +287,8 @@ func (n *pnode) find(raw []byte, esc, high bool) *pnode {
 // str scans the string at s.i (which is '"') and returns its raw contents,
 // whether it has escapes, and whether it has non-ASCII bytes.
 func (s *jscan) str() (raw []byte, esc, high, ok bool) {
-	s.i++
-	start := s.i
-	for s.i < len(s.data) {
-		// Most bytes are printable ASCII: step over them in a tight loop.
-		for s.i < len(s.data) && plain[s.data[s.i]] {
-			s.i++
-		}
-		if s.i >= len(s.data) {
-			break
-		}
-		c := s.data[s.i]
-		switch {
-		case c == '"':
-			raw = s.data[start:s.i]
-			s.i++
-			return raw, esc, high, true
-		case c == '\\':
-			esc = true
-			s.i++
-			if s.i >= len(s.data) {
-				return nil, false, false, false
-			}
-			switch s.data[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				if s.i+4 >= len(s.data) {
-					return nil, false, false, false
-				}
-				for _, h := range s.data[s.i+1 : s.i+5] {
-					if !isHex(h) {
-						return nil, false, false, false
-					}
-				}
-				s.i += 5
-			default:
-				return nil, false, false, false
-			}
-		case c < 0x20:
-			return nil, false, false, false
-		default:
-			if c >= 0x80 {
-				high = true
-			}
-			s.i++
-		}
-	}
-	return nil, false, false, false
-}
-
-// plain marks the string bytes that need no attention: printable ASCII
-// other than '"' and '\\'.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-func isHex(c byte) bool {
-	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+	raw, esc, high, s.i, ok = jsonstr.Scan(s.data, s.i)
+	return raw, esc, high, ok
 }
 
 // skip validates and steps over one value.
@@ -517,7 +459,7 @@ func (s *jscan) value() (any, bool) {
 			if !ok {
 				return nil, false
 			}
-			m[makeString(raw, esc, high)] = v
+			m[jsonstr.Decode(raw, esc, high)] = v
 			s.ws()
 			if s.i >= len(s.data) {
 				return nil, false
@@ -574,7 +516,7 @@ func (s *jscan) value() (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		return makeString(raw, esc, high), true
+		return jsonstr.Decode(raw, esc, high), true
 	case c == '-' || ('0' <= c && c <= '9'):
 		b, ok := s.number()
 		if !ok {
@@ -611,86 +553,6 @@ func (s *jscan) value() (any, bool) {
 		}
 	}
 	return nil, false
-}
-
-// makeString copies a scanned string, decoding escapes and replacing invalid
-// UTF-8 only when there is any.
-func makeString(raw []byte, esc, high bool) string {
-	if !esc && (!high || utf8.Valid(raw)) {
-		return string(raw)
-	}
-	return unquoteSlow(raw)
-}
-
-// unquoteSlow decodes the contents of a string the scanner already
-// validated, with encoding/json's rules: a surrogate pair escape is one rune,
-// a lone surrogate and every invalid UTF-8 byte become U+FFFD.
-func unquoteSlow(raw []byte) string {
-	b := make([]byte, 0, len(raw)+8)
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c == '\\':
-			switch raw[i+1] {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r := hex4(raw[i+2 : i+6])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if r2 := utf16.DecodeRune(r, hex4(raw[i+2:i+6])); r2 != utf8.RuneError {
-							b = utf8.AppendRune(b, r2)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				b = utf8.AppendRune(b, r)
-				continue
-			default: // '"', '\\', '/'
-				b = append(b, raw[i+1])
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(raw[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, raw[i:i+size]...)
-			}
-			i += size
-		}
-	}
-	return string(b)
-}
-
-func hex4(h []byte) rune {
-	var r rune
-	for _, c := range h {
-		r <<= 4
-		switch {
-		case c <= '9':
-			r |= rune(c - '0')
-		case c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			r |= rune(c - 'a' + 10)
-		}
-	}
-	return r
 }
 
 // marshalJSON renders maps and arrays for EvalString.

@@ -2,8 +2,8 @@ package sqsapi
 
 import (
 	"encoding/base64"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/bridgeio/bridge/internal/jsonstr"
 )
 
 // A fast path for the requests a busy producer or worker sends thousands of
@@ -15,9 +15,9 @@ import (
 // It declines, and decode falls back to encoding/json with its exact
 // semantics and error messages, on anything it does not know for certain:
 // an unknown or differently-cased key, a key given twice, an escape in a
-// key, null, a number that is not a plain integer, invalid UTF-8, an
-// escaped surrogate that is not half of a pair, string or binary list
-// attributes, an empty or malformed base64 value, trailing data. FuzzFastDecode checks that
+// key, null, a number that is not a plain integer, string or binary list
+// attributes, an empty or malformed base64 value, trailing data. Strings
+// are decoded by internal/jsonstr, with encoding/json's rules. FuzzFastDecode checks that
 // whatever it accepts, encoding/json decodes to the same value.
 
 // fastDecode fills v from body when v is one of the hot request types and
@@ -162,119 +162,15 @@ func (s *scanner) array(elem func() bool) bool {
 	}
 }
 
-// str reads a string value.
+// str reads a string value, decoded as encoding/json does (a lone
+// surrogate or an invalid UTF-8 byte becomes U+FFFD).
 func (s *scanner) str() (string, bool) {
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
+	raw, esc, high, end, ok := jsonstr.Scan(s.b, s.i)
+	if !ok {
 		return "", false
 	}
-	start := s.i + 1
-	ascii := true
-	for j := start; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '"':
-			if !ascii && !utf8.Valid(s.b[start:j]) {
-				return "", false
-			}
-			s.i = j + 1
-			return string(s.b[start:j]), true
-		case c == '\\':
-			return s.escaped(start)
-		case c < 0x20:
-			return "", false
-		case c >= 0x80:
-			ascii = false
-		}
-	}
-	return "", false
-}
-
-// escaped reads the rest of a string that has escapes, from its first
-// character at start.
-func (s *scanner) escaped(start int) (string, bool) {
-	out := make([]byte, 0, len(s.b)-start)
-	ascii := true
-	j := start
-	for j < len(s.b) {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			if !ascii && !utf8.Valid(s.b[start:j]) {
-				return "", false
-			}
-			s.i = j + 1
-			return string(out), true
-		case c < 0x20:
-			return "", false
-		case c != '\\':
-			if c >= 0x80 {
-				ascii = false
-			}
-			out = append(out, c)
-			j++
-			continue
-		}
-		if j+1 >= len(s.b) {
-			return "", false
-		}
-		switch e := s.b[j+1]; e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			if j+6 > len(s.b) {
-				return "", false
-			}
-			r, ok := hex4(s.b[j+2 : j+6])
-			if !ok {
-				return "", false
-			}
-			j += 6
-			if utf16.IsSurrogate(r) {
-				// Only a high surrogate escaped right before a low one.
-				if r >= 0xDC00 || j+6 > len(s.b) || s.b[j] != '\\' || s.b[j+1] != 'u' {
-					return "", false
-				}
-				lo, ok := hex4(s.b[j+2 : j+6])
-				if !ok || lo < 0xDC00 || lo >= 0xE000 {
-					return "", false
-				}
-				r = utf16.DecodeRune(r, lo)
-				j += 6
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		default:
-			return "", false
-		}
-		j += 2
-	}
-	return "", false
-}
-
-func hex4(b []byte) (rune, bool) {
-	var r rune
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
+	s.i = end
+	return jsonstr.Decode(raw, esc, high), true
 }
 
 // int reads a plain integer: -?(0|[1-9][0-9]*), at most 18 digits, not
