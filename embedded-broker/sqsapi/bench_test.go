@@ -67,6 +67,11 @@ func BenchmarkSQSAPISendReceiveDelete(b *testing.B) {
 }
 
 func BenchmarkFauxqsSendReceiveDelete(b *testing.B) {
+	runSendReceiveDelete(b, benchClient(startFauxqs(b)))
+}
+
+// startFauxqs starts fauxqs for the rest of b and returns its endpoint.
+func startFauxqs(b *testing.B) string {
 	url, stop, err := fauxqs.Start()
 	if errors.Is(err, fauxqs.ErrNotInstalled) {
 		b.Skip(err) // a comparison, not a test of bridge: ./scripts/test.sh installs fauxqs
@@ -75,7 +80,7 @@ func BenchmarkFauxqsSendReceiveDelete(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(stop)
-	runSendReceiveDelete(b, benchClient(url))
+	return url
 }
 
 // BenchmarkSDKClientCeiling runs the same SDK loop against a stub that
@@ -301,14 +306,7 @@ func BenchmarkServerRawHTTP(b *testing.B) {
 }
 
 func BenchmarkFauxqsRawHTTP(b *testing.B) {
-	url, stop, err := fauxqs.Start()
-	if errors.Is(err, fauxqs.ErrNotInstalled) {
-		b.Skip(err) // a comparison, not a test of bridge: ./scripts/test.sh installs fauxqs
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(stop)
+	url := startFauxqs(b)
 	created, err := benchClient(url).CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("raw")})
 	if err != nil {
 		b.Fatalf("create queue: %v", err)
