@@ -156,6 +156,45 @@ func TestSinkErrors(t *testing.T) {
 	})
 }
 
+// TestSinkFinishOnShutDownChannel: when the broker has shut the channel
+// down, amqp091 has closed its return and close notifications. finishLocked
+// must treat a closed notification as gone, not as an endless stream of
+// empty returns: that loop once grew the heap past 5 GB in CI when a
+// publish failed on a channel the server had just closed (a missing
+// exchange), before the close was seen.
+func TestSinkFinishOnShutDownChannel(t *testing.T) {
+	missing := testName(t, "missing")
+	s := newTestSink(t, SinkConfig{Exchange: missing, RoutingKey: "k"})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.connectLocked(); err != nil {
+		t.Fatal(err)
+	}
+	ch := s.ch
+	if err := ch.Publish(missing, "k", false, false, amqp091.Publishing{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !ch.IsClosed(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("RabbitMQ did not close the channel after a publish to a missing exchange")
+		}
+	}
+	// Both notifications are closed now; the close error is consumed, as
+	// if an earlier wait had seen it without this Send dropping the channel.
+	<-s.closes
+	evs := eventtest.MakeEvents("shut", 2, 1, false)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.finishLocked(t.Context(), evs, nil, nil, amqp091.ErrClosed, len(evs))
+	}()
+	select {
+	case err := <-done:
+		assertFailed(t, err, []int{0, 1}, false)
+	case <-time.After(10 * time.Second):
+		t.Fatal("finishLocked spins on the closed notifications")
+	}
+}
+
 func newTestSink(t *testing.T, cfg SinkConfig) *Sink {
 	t.Helper()
 	if cfg.URL == "" {

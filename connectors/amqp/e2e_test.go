@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -268,8 +268,15 @@ func heapWatchdog(limit uint64) (stop func()) {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			if ms.HeapAlloc > limit {
-				debug.SetTraceback("all")
-				panic(fmt.Sprintf("heap watchdog: %d MiB live, over %d MiB", ms.HeapAlloc>>20, limit>>20))
+				// runtime.Stack stops the world, so even a goroutine
+				// running on another thread shows its stack (a panic's
+				// traceback cannot); the heap profile names what grew.
+				buf := make([]byte, 8<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				fmt.Fprintf(os.Stderr, "heap watchdog: %d MiB live, over %d MiB; goroutines:\n%s\n", ms.HeapAlloc>>20, limit>>20, buf)
+				fmt.Fprintln(os.Stderr, "heap watchdog: allocations by stack (in-use):")
+				_ = pprof.Lookup("heap").WriteTo(os.Stderr, 1)
+				os.Exit(3)
 			}
 		}
 	}()

@@ -126,17 +126,27 @@ func (s *Sink) finishLocked(ctx context.Context, batch []event.Event, params []e
 	confirms []*amqp091.DeferredConfirmation, publishErr error, n int) error {
 	var returned []amqp091.Return
 	var lost error // the channel closed before every confirm arrived
+	// Local copies: dropLocked forgets the channel's notifications, but the
+	// returns already buffered belong to this batch. amqp091 closes both
+	// channels when the AMQP channel shuts down; a closed one is set to nil
+	// here, since receiving from it would yield zero Returns forever.
+	returns, closes := s.returns, s.closes
 	for _, dc := range confirms {
 		for waiting := true; waiting; {
 			select {
 			case <-dc.Done():
 				waiting = false
-			case r := <-s.returns:
+			case r, ok := <-returns:
+				if !ok {
+					returns = nil
+					continue
+				}
 				returned = append(returned, r)
-			case amqpErr, ok := <-s.closes:
+			case amqpErr, ok := <-closes:
 				if ok || lost == nil {
 					lost = closeError(amqpErr)
 				}
+				closes = nil
 				// amqp091 nacks every outstanding confirm on close, so
 				// the loop ends; the channel is re-opened by the next Send.
 				s.dropLocked()
@@ -150,16 +160,18 @@ func (s *Sink) finishLocked(ctx context.Context, batch []event.Event, params []e
 			}
 		}
 	}
-	if s.returns != nil {
-		// A return precedes its message's confirm on the wire and amqp091
-		// hands it over first, so every return of this batch is buffered now.
-		for drained := false; !drained; {
-			select {
-			case r := <-s.returns:
-				returned = append(returned, r)
-			default:
-				drained = true
+	// A return precedes its message's confirm on the wire and amqp091 hands
+	// it over first, so every return of this batch is buffered now.
+	for returns != nil {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
 			}
+			returned = append(returned, r)
+		default:
+			returns = nil
 		}
 	}
 	var be event.BatchError
