@@ -17,43 +17,52 @@ import (
 // an unknown or differently-cased key, a key given twice, an escape in a
 // key, null, a number that is not a plain integer, string or binary list
 // attributes, an empty or malformed base64 value, trailing data. Strings
-// are decoded by internal/jsonstr, with encoding/json's rules. FuzzFastDecode checks that
-// whatever it accepts, encoding/json decodes to the same value.
+// are decoded by internal/jsonstr, with encoding/json's rules.
+// FuzzFastDecode checks that whatever it accepts, encoding/json decodes to
+// the same value.
 
 // fastDecode fills v from body when v is one of the hot request types and
 // body is in the subset described above; otherwise it reports false and
 // leaves v untouched.
 func fastDecode(body []byte, v any) bool {
+	// Each case reads into a fresh value and stores it only on success, so
+	// that a declined request leaves v as encoding/json expects to find it.
+	// (The cases are spelled out: behind a generic helper taking the reader
+	// as a func value, the scanner and the value escape to the heap.)
 	s := scanner{b: body}
-	var ok bool
 	switch r := v.(type) {
 	case *sendMessageBatchRequest:
 		var req sendMessageBatchRequest
-		if ok = s.sendBatch(&req) && s.end(); ok {
+		if s.sendBatch(&req) && s.end() {
 			*r = req
+			return true
 		}
 	case *sendEntry:
 		var req sendEntry
-		if ok = s.sendEntry(&req) && s.end(); ok {
+		if s.sendEntry(&req) && s.end() {
 			*r = req
+			return true
 		}
 	case *receiveMessageRequest:
 		var req receiveMessageRequest
-		if ok = s.receive(&req) && s.end(); ok {
+		if s.receive(&req) && s.end() {
 			*r = req
+			return true
 		}
 	case *batchRequest:
 		var req batchRequest
-		if ok = s.batch(&req) && s.end(); ok {
+		if s.batch(&req) && s.end() {
 			*r = req
+			return true
 		}
 	case *deleteMessageRequest:
 		var req deleteMessageRequest
-		if ok = s.deleteOne(&req) && s.end(); ok {
+		if s.deleteOne(&req) && s.end() {
 			*r = req
+			return true
 		}
 	}
-	return ok
+	return false
 }
 
 // scanner reads JSON from b at i. Its methods report false to decline.
@@ -221,22 +230,30 @@ func (s *scanner) strings() ([]string, bool) {
 	return out, ok
 }
 
-var sendBatchKeys = []string{"QueueUrl", "Entries"}
+var batchKeys = []string{"QueueUrl", "Entries"}
 
 func (s *scanner) sendBatch(r *sendMessageBatchRequest) bool {
-	return s.object(sendBatchKeys, func(k int) bool {
-		var ok bool
-		switch k {
-		case 0:
-			r.QueueUrl, ok = s.str()
-		case 1:
-			r.Entries = make([]sendEntry, 0, 10)
-			ok = s.array(func() bool {
-				r.Entries = append(r.Entries, sendEntry{})
-				return s.sendEntry(&r.Entries[len(r.Entries)-1])
-			})
+	return readBatch(s, &r.QueueUrl, &r.Entries, (*scanner).sendEntry)
+}
+
+func (s *scanner) batch(r *batchRequest) bool {
+	return readBatch(s, &r.QueueUrl, &r.Entries, (*scanner).batchEntry)
+}
+
+// readBatch reads {"QueueUrl": ..., "Entries": [...]}, the shape of every
+// batch request, each entry by entry.
+func readBatch[E any](s *scanner, url *string, entries *[]E, entry func(*scanner, *E) bool) bool {
+	return s.object(batchKeys, func(k int) bool {
+		if k == 0 {
+			var ok bool
+			*url, ok = s.str()
+			return ok
 		}
-		return ok
+		*entries = make([]E, 0, 10)
+		return s.array(func() bool {
+			*entries = append(*entries, *new(E))
+			return entry(s, &(*entries)[len(*entries)-1])
+		})
 	})
 }
 
@@ -353,25 +370,6 @@ func (s *scanner) receive(r *receiveMessageRequest) bool {
 			r.WaitTimeSeconds, ok = s.int()
 		case 7:
 			r.ReceiveRequestAttemptId, ok = s.str()
-		}
-		return ok
-	})
-}
-
-var batchKeys = []string{"QueueUrl", "Entries"}
-
-func (s *scanner) batch(r *batchRequest) bool {
-	return s.object(batchKeys, func(k int) bool {
-		var ok bool
-		switch k {
-		case 0:
-			r.QueueUrl, ok = s.str()
-		case 1:
-			r.Entries = make([]batchEntry, 0, 10)
-			ok = s.array(func() bool {
-				r.Entries = append(r.Entries, batchEntry{})
-				return s.batchEntry(&r.Entries[len(r.Entries)-1])
-			})
 		}
 		return ok
 	})

@@ -68,20 +68,12 @@ func decodeBoth[T any](t *testing.T, data []byte) (accepted bool) {
 	return true
 }
 
-func checkFastDecode(t *testing.T, data []byte) int {
-	n := 0
-	for _, ok := range []bool{
-		decodeBoth[sendMessageBatchRequest](t, data),
-		decodeBoth[sendEntry](t, data),
-		decodeBoth[receiveMessageRequest](t, data),
-		decodeBoth[batchRequest](t, data),
-		decodeBoth[deleteMessageRequest](t, data),
-	} {
-		if ok {
-			n++
-		}
-	}
-	return n
+func checkFastDecode(t *testing.T, data []byte) {
+	decodeBoth[sendMessageBatchRequest](t, data)
+	decodeBoth[sendEntry](t, data)
+	decodeBoth[receiveMessageRequest](t, data)
+	decodeBoth[batchRequest](t, data)
+	decodeBoth[deleteMessageRequest](t, data)
 }
 
 func TestFastDecodeAgreesWithEncodingJSON(t *testing.T) {
