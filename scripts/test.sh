@@ -48,8 +48,46 @@ ensure_fauxqs() {
 	npm install --silent --no-audit --no-fund --prefix "$FAUXQS_DIR" fauxqs@1.9.2 >/dev/null
 }
 
+# apt_install PKG...: installs the Debian packages that are missing, with one
+# apt-get update per run. Used by the scripts in scripts/ensure.d.
+apt_updated=
+apt_install() {
+	local missing=()
+	for pkg in "$@"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	export DEBIAN_FRONTEND=noninteractive
+	if [ -z "$apt_updated" ]; then
+		apt-get update -qq
+		apt_updated=1
+	fi
+	log "installing ${missing[*]} from Debian's packages"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# npm_install DIR PKG@VERSION...: installs npm packages into DIR (once).
+npm_install() {
+	local dir=$1
+	shift
+	local stamp="$dir/.installed-$(echo "$*" | tr ' /@' '_--')"
+	[ -f "$stamp" ] && return 0
+	mkdir -p "$dir"
+	log "npm: installing $* into $dir"
+	npm install --silent --no-audit --no-fund --prefix "$dir" "$@" >/dev/null
+	touch "$stamp"
+}
+
 ensure_rabbitmq
 ensure_fauxqs
+# Independent clients of bridge's listeners (one script per suite; each
+# installs what it needs with apt_install / npm_install and exports the paths
+# its tests read).
+for setup in "$root"/scripts/ensure.d/*.sh; do
+	[ -e "$setup" ] || continue
+	# shellcheck source=/dev/null
+	source "$setup"
+done
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
