@@ -164,6 +164,7 @@ type batchInfo struct {
 	count          int
 	firstTimestamp int64
 	maxTimestamp   int64
+	producer       producerFields // id -1 for the log's own batches
 }
 
 // appendBatch encodes the events evs[i] for i in idx (all of evs when idx is
@@ -181,7 +182,7 @@ func appendBatch(dst []byte, evs []event.Event, idx []int32, nowMs int64) ([]byt
 		}
 		return &evs[i]
 	}
-	info := batchInfo{count: count, firstTimestamp: eventMillis(at(0), nowMs)}
+	info := batchInfo{count: count, firstTimestamp: eventMillis(at(0), nowMs), producer: producerFields{id: -1}}
 	info.maxTimestamp = info.firstTimestamp
 	start := len(dst)
 	dst = append(dst, make([]byte, batchHeaderSize)...)

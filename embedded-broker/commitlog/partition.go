@@ -38,6 +38,8 @@ type partition struct {
 	failed   error // sticky: a write or sync failed, the tail state is unknown
 	closed   bool
 	dirty    bool // written since the last sync
+	// producers is the idempotent producers' state (producers.go).
+	producers map[int64]*producerState
 
 	active *segment // flusher-owned copy of segments[len-1]
 
@@ -82,6 +84,14 @@ func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, 
 		p.mu.Unlock()
 		return 0, nil, err
 	}
+	dupBase, dupGroup, dup, err := p.checkProducersLocked(spans)
+	if err != nil || dup {
+		p.mu.Unlock()
+		if dup && dupGroup == nil {
+			dupGroup = doneGroup
+		}
+		return dupBase, dupGroup, err
+	}
 	first := p.end
 	g := p.pending
 	if g == nil {
@@ -95,6 +105,7 @@ func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, 
 		base := p.end
 		p.end += int64(s.info.count)
 		setBaseOffset(g.buf[at+s.pos:], base)
+		p.applyProducerLocked(s.info.producer, s.info.count, base, g)
 		g.batches = append(g.batches, pendingBatch{base: base, pos: at + s.pos, size: s.size, info: s.info})
 	}
 	p.mu.Unlock()
@@ -104,6 +115,13 @@ func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, 
 	}
 	return first, g, nil
 }
+
+// doneGroup stands for a batch recovered from disk: durable already.
+var doneGroup = func() *commitGroup {
+	g := &commitGroup{done: make(chan struct{})}
+	close(g.done)
+	return g
+}()
 
 // wait blocks until g is durable. When ctx ends first the batch may still
 // be appended: the caller cannot know, as with any lost ack.

@@ -172,20 +172,44 @@ func walkRecords(records []byte, count int) error {
 // contract); validation errors wrap the sentinels ValidateBatches names and
 // append nothing.
 func (l *Log) AppendBatches(ctx context.Context, topic string, partition int32, records []byte) (int64, error) {
-	p, err := l.partition(topic, partition)
+	pending, err := l.SubmitBatches(topic, partition, records)
 	if err != nil {
 		return 0, err
 	}
-	metas, err := ValidateBatches(records)
-	if err != nil {
-		return 0, fmt.Errorf("commitlog: append %s/%d: %w", topic, partition, err)
-	}
-	return l.appendValidated(ctx, p, records, metas)
+	return pending.Wait(ctx)
 }
 
-func (l *Log) appendValidated(ctx context.Context, p *partition, records []byte, metas []BatchMeta) (int64, error) {
-	if l.closing.Load() {
-		return 0, ErrClosed
+// PendingAppend is a submitted AppendBatches whose durability is awaited
+// by Wait.
+type PendingAppend struct {
+	base int64
+	g    *commitGroup
+}
+
+// Wait blocks until the batches are durable under the fsync policy and
+// returns the first one's base offset. When ctx ends first, it returns
+// ctx.Err() and the batches may or may not be appended.
+func (a PendingAppend) Wait(ctx context.Context) (int64, error) {
+	if err := a.g.wait(ctx); err != nil {
+		return 0, err
+	}
+	return a.base, nil
+}
+
+// SubmitBatches is the first half of AppendBatches: it validates records,
+// runs the idempotence checks and assigns offsets, without waiting for the
+// write. Submits to a partition are appended in the order they return, so
+// a caller may submit several requests and wait for them in order (a Kafka
+// connection's pipelined produce requests). records is copied; its leader
+// epoch field is zeroed in place.
+func (l *Log) SubmitBatches(topic string, partition int32, records []byte) (PendingAppend, error) {
+	p, err := l.partition(topic, partition)
+	if err != nil {
+		return PendingAppend{}, err
+	}
+	metas, err := ValidateBatches(records)
+	if err != nil {
+		return PendingAppend{}, fmt.Errorf("commitlog: append %s/%d: %w", topic, partition, err)
 	}
 	spans := make([]batchSpan, len(metas))
 	pos := 0
@@ -193,17 +217,18 @@ func (l *Log) appendValidated(ctx context.Context, p *partition, records []byte,
 		// Zero the partition leader epoch (bytes 12-15, outside the CRC):
 		// it is the broker's field, and this log has a single leader.
 		binary.BigEndian.PutUint32(records[pos+12:], 0)
-		spans[i] = batchSpan{pos: pos, size: m.Size, info: batchInfo{count: int(m.Records), firstTimestamp: m.FirstTimestamp, maxTimestamp: m.MaxTimestamp}}
+		spans[i] = batchSpan{pos: pos, size: m.Size, info: batchInfo{count: int(m.Records), firstTimestamp: m.FirstTimestamp, maxTimestamp: m.MaxTimestamp,
+			producer: producerFields{id: m.ProducerID, epoch: m.ProducerEpoch, sequence: m.BaseSequence}}}
 		pos += m.Size
+	}
+	if l.closing.Load() {
+		return PendingAppend{}, ErrClosed
 	}
 	base, g, err := p.submit(records, spans)
 	if err != nil {
-		return 0, fmt.Errorf("commitlog: append %s/%d: %w", p.topic, p.id, err)
+		return PendingAppend{}, fmt.Errorf("commitlog: append %s/%d: %w", p.topic, p.id, err)
 	}
-	if err := g.wait(ctx); err != nil {
-		return 0, err
-	}
-	return base, nil
+	return PendingAppend{base: base, g: g}, nil
 }
 
 // BatchRange is a byte range of one segment file holding whole batches,
@@ -414,3 +439,28 @@ func (l *Log) Changed(topic string, partition int32) (<-chan struct{}, error) {
 
 // Done is closed when the log closes; long polls select on it.
 func (l *Log) Done() <-chan struct{} { return l.stop }
+
+// State returns a partition's offsets.
+func (l *Log) State(topic string, partition int32) (PartitionState, error) {
+	p, err := l.partition(topic, partition)
+	if err != nil {
+		return PartitionState{}, err
+	}
+	start, end := p.offsets()
+	return PartitionState{LogStart: start, HighWatermark: end}, nil
+}
+
+// MaxProducerID is the largest idempotent producer id found in any
+// partition (-1 when none), so that ids handed out after a restart never
+// collide with a producer the log remembers.
+func (l *Log) MaxProducerID() int64 {
+	id := int64(-1)
+	for _, p := range l.allPartitions() {
+		p.mu.Lock()
+		for pid := range p.producers {
+			id = max(id, pid)
+		}
+		p.mu.Unlock()
+	}
+	return id
+}

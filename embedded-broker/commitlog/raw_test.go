@@ -19,13 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// producerFields are the idempotence fields a client batch carries.
-type producerFields struct {
-	id       int64
-	epoch    int16
-	sequence int32
-}
-
 var noProducer = producerFields{id: -1, epoch: -1, sequence: -1}
 
 // clientBatch encodes evs as a Kafka client would: records through kmsg,

@@ -1,0 +1,78 @@
+package commitlog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/bridgeio/bridge/embedded-broker/internal/compression"
+	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
+)
+
+func TestIdempotentProducer(t *testing.T) {
+	t.Parallel()
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		opts := Options{Dir: dir, FS: fsys, SegmentBytes: 2000}
+		l := openLog(t, opts)
+		mustCreate(t, l, "t", 1)
+		batch := func(epoch int16, seq int32, n int) []byte {
+			return clientBatch(t, makeEvents(fmt.Sprint(epoch, seq), n, 100), compression.Snappy, producerFields{id: 42, epoch: epoch, sequence: seq})
+		}
+		appendOK := func(l *Log, b []byte, want int64) {
+			t.Helper()
+			got, err := l.AppendBatches(ctxT(t), "t", 0, b)
+			if err != nil || got != want {
+				t.Fatalf("append: base %d, %v; want %d", got, err, want)
+			}
+		}
+		appendErr := func(l *Log, b []byte, want error) {
+			t.Helper()
+			if _, err := l.AppendBatches(ctxT(t), "t", 0, b); !errors.Is(err, want) {
+				t.Fatalf("append: %v, want %v", err, want)
+			}
+		}
+		appendErr(l, batch(0, 5, 1), ErrUnknownProducer)
+		// Several segments' worth, so that recovery walks sealed ones too.
+		var bases []int64
+		for i := range 12 {
+			bases = append(bases, int64(i*3))
+			appendOK(l, batch(0, int32(i*3), 3), int64(i*3))
+		}
+		// A retry of any of the last five batches is answered with its
+		// original offset and appends nothing.
+		appendOK(l, batch(0, 33, 3), 33)
+		appendOK(l, batch(0, 21, 3), 21)
+		appendErr(l, batch(0, 18, 3), ErrOutOfOrderSequence) // older than remembered
+		appendErr(l, batch(0, 37, 3), ErrOutOfOrderSequence) // a gap
+		appendErr(l, batch(0, 34, 2), ErrOutOfOrderSequence) // overlaps
+		if _, end, _ := l.Offsets("t", 0); end != 36 {
+			t.Fatalf("end %d after retries, want 36", end)
+		}
+		// The state survives a reopen.
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, opts)
+		appendOK(l, batch(0, 33, 3), 33)
+		appendOK(l, batch(0, 36, 2), 36)
+		// A new epoch starts at 0 and fences the old one.
+		appendErr(l, batch(1, 5, 1), ErrOutOfOrderSequence)
+		appendOK(l, batch(1, 0, 1), 38)
+		appendErr(l, batch(0, 38, 1), ErrProducerFenced)
+		// Non-idempotent batches are not checked.
+		if _, err := l.AppendBatches(ctxT(t), "t", 0, clientBatch(t, makeEvents("x", 2, 9), compression.None, noProducer)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestLastSequenceWraps(t *testing.T) {
+	t.Parallel()
+	if got := lastSequence(math.MaxInt32-1, 3); got != 0 {
+		t.Fatalf("last sequence %d, want 0", got)
+	}
+	if nextSequence(math.MaxInt32) != 0 || nextSequence(4) != 5 {
+		t.Fatal("next sequence does not wrap")
+	}
+}
