@@ -219,3 +219,11 @@ func respond(req request, resp kmsg.Response) reply {
 	resp.SetVersion(req.version)
 	return ready(appendResponse(nil, req.correlation, resp))
 }
+
+func (c *conn) remoteHost() string {
+	host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String())
+	if err != nil {
+		return c.nc.RemoteAddr().String()
+	}
+	return host
+}

@@ -63,6 +63,7 @@ type group struct {
 type member struct {
 	id               string
 	clientID         string
+	host             string
 	protocols        []kmsg.JoinGroupRequestProtocol
 	sessionTimeout   time.Duration
 	rebalanceTimeout time.Duration

@@ -32,6 +32,8 @@ func (c *conn) handleGroup(ctx context.Context, req request) (reply, error) {
 		return c.offsetCommit(req, body), nil
 	case *kmsg.OffsetFetchRequest:
 		return respond(req, c.offsetFetch(ctx, body)), nil
+	case *kmsg.DescribeGroupsRequest:
+		return respond(req, c.describeGroups(body)), nil
 	}
 	return nil, fmt.Errorf("kafkaapi: %s has no handler", kmsg.NameForKey(req.key))
 }
@@ -142,6 +144,7 @@ func (c *conn) joinGroup(req request, body *kmsg.JoinGroupRequest) reply {
 		defer func() { old <- &kmsg.JoinGroupResponse{ErrorCode: kerr.RebalanceInProgress.Code, Generation: -1} }()
 	}
 	m.clientID, m.protocols, m.sessionTimeout, m.rebalanceTimeout = c.clientID, body.Protocols, session, rebalance
+	m.host = "/" + c.remoteHost()
 	m.join, m.lastSeen = ch, time.Now()
 	g.protocolType = body.ProtocolType
 	ds := g.rebalanceLocked(time.Now())
@@ -419,6 +422,34 @@ func (c *conn) offsetFetch(ctx context.Context, body *kmsg.OffsetFetchRequest) *
 			t.Partitions = append(t.Partitions, tp)
 		}
 		resp.Topics = append(resp.Topics, t)
+	}
+	return resp
+}
+
+// describeGroups reports each group's state, protocol and members with
+// their metadata and assignments (kafka-consumer-groups --describe, kadm).
+func (c *conn) describeGroups(body *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
+	resp := kmsg.NewPtrDescribeGroupsResponse()
+	co := c.s.groups
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	for _, name := range body.Groups {
+		rg := kmsg.DescribeGroupsResponseGroup{Group: name, State: "Dead"}
+		g := co.groupLocked(name, false)
+		switch {
+		case !c.may(RoleConsumer):
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		case g != nil:
+			rg.State, rg.ProtocolType, rg.Protocol = g.state.String(), g.protocolType, g.protocol
+			if g.state == groupEmpty {
+				rg.State = "Empty"
+			}
+			for id, m := range g.members {
+				rg.Members = append(rg.Members, kmsg.DescribeGroupsResponseGroupMember{MemberID: id, ClientID: m.clientID,
+					ClientHost: m.host, ProtocolMetadata: m.metadata(g.protocol), MemberAssignment: m.assignment})
+			}
+		}
+		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
 }

@@ -35,6 +35,7 @@ var supported = map[int16]versionRange{
 	kmsg.CreateTopics.Int16():     {2, 4},
 	kmsg.InitProducerID.Int16():   {0, 1},
 	kmsg.DescribeConfigs.Int16():  {1, 3},
+	kmsg.DescribeGroups.Int16():   {0, 4},
 	kmsg.SASLHandshake.Int16():    {0, 1},
 	kmsg.SASLAuthenticate.Int16(): {0, 1},
 }

@@ -189,13 +189,6 @@ func TestUnsupportedRequests(t *testing.T) {
 		// DeleteTopics has no top-level error code: the connection closes.
 		t.Fatalf("DeleteTopics v1 answered %x; want the connection closed", resp)
 	}
-	rc = dialRaw(t, ts.addr)
-	dg := kmsg.NewPtrDescribeGroupsRequest()
-	dg.Version = 0
-	dg.Groups = []string{"g"}
-	if _, err := rc.roundTrip(kmsg.DescribeGroups.Int16(), 0, 3, dg.AppendTo(nil)); err == nil {
-		t.Fatal("DescribeGroups answered; it has no top-level error code")
-	}
 	// FindCoordinator v3 (flexible) is past the served range but has a
 	// top-level error code.
 	rc = dialRaw(t, ts.addr)
