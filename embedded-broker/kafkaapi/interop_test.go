@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ type target struct {
 	name   string
 	addr   string
 	create func(t *testing.T, topic string, partitions int)
+	drops  *atomic.Int64 // retry targets: produce responses dropped so far
 }
 
 func startTargets(t *testing.T) []target {
