@@ -13,6 +13,7 @@ type Config struct {
 	DataDir         string                 `yaml:"data_dir"`
 	HTTP            HTTP                   `yaml:"http"`
 	SQSAPI          SQSAPI                 `yaml:"sqs_api"`
+	KafkaAPI        KafkaAPI               `yaml:"kafka_api"`
 	Auth            Auth                   `yaml:"auth"`
 	Telemetry       Telemetry              `yaml:"telemetry"`
 	Backbone        Backbone               `yaml:"backbone"`

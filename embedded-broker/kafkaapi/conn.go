@@ -58,7 +58,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, replies: make(chan reply, s.opts.MaxInFlight),
 		logger: s.logger.With("remote", nc.RemoteAddr().String())}
 	c.tcp, _ = nc.(*net.TCPConn)
-	if len(s.opts.Users) == 0 {
+	if len(s.opts.Credentials) == 0 {
 		c.role = RoleAdmin
 	}
 	return c

@@ -353,13 +353,13 @@ func TestInteropTwoMembers(t *testing.T) {
 
 func twoMembers(t *testing.T, tl interopTools, tg target, topic, name string, args func(string) (string, []string)) {
 	stop := filepath.Join(t.TempDir(), "stop")
-	var outs [2]bytes.Buffer
+	var outs [2]syncBuffer
 	var cmds [2]*exec.Cmd
 	for i := range 2 {
 		bin, a := args(topic)
 		cmds[i] = exec.Command(bin, a...)
 		cmds[i].Env = append(os.Environ(), "NODE_PATH="+tl.nodePath, "STOP_FILE="+stop)
-		cmds[i].Stdout = &syncBuffer{b: &outs[i]}
+		cmds[i].Stdout = &outs[i]
 		cmds[i].Stderr = os.Stderr
 		if err := cmds[i].Start(); err != nil {
 			t.Fatal(err)
@@ -439,13 +439,20 @@ func bothAssigned(t *testing.T, cl *kgo.Client, group string) bool {
 	return true
 }
 
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
-	b  *bytes.Buffer
+	b  bytes.Buffer
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,27 +31,18 @@ var mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
 func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) *kmsg.SASLHandshakeResponse {
 	resp := kmsg.NewPtrSASLHandshakeResponse()
-	resp.SupportedMechanisms = mechanisms
+	resp.SupportedMechanisms = c.s.opts.Mechanisms
 	switch {
-	case len(c.s.opts.Users) == 0:
+	case len(c.s.opts.Credentials) == 0:
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 	case c.role != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-	case !contains(mechanisms, req.Mechanism):
+	case !slices.Contains(c.s.opts.Mechanisms, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
 		c.sasl = req.Mechanism
 	}
 	return resp
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // saslAuthenticate runs one step. A failed authentication is answered with
@@ -98,23 +90,28 @@ func (c *conn) plain(token []byte) error {
 	if len(parts[0]) > 0 && string(parts[0]) != name {
 		return errors.New("PLAIN: authorization id differs from the user")
 	}
-	u, ok := c.s.opts.Users[name]
-	if !ok || subtle.ConstantTimeCompare([]byte(u.Password), password) != 1 {
-		return fmt.Errorf("PLAIN: bad user or password for %q", name)
+	for _, cred := range c.s.opts.Credentials {
+		if cred.Username == name && subtle.ConstantTimeCompare([]byte(cred.Password), password) == 1 {
+			c.role = cred.Role
+			return nil
+		}
 	}
-	c.role = u.Role
-	return nil
+	return fmt.Errorf("PLAIN: bad user or password for %q", name)
 }
 
-// scramServer is one SCRAM exchange's state.
+// scramServer is one SCRAM exchange's state: the keys of every credential
+// with the username (the proof says which password the client used).
 type scramServer struct {
 	hash                   func() hash.Hash
 	user                   string
-	role                   Role
 	clientFirstBare, nonce string
 	serverFirst            string
-	salt                   []byte
-	storedKey, serverKey   []byte
+	keys                   []scramKeys
+}
+
+type scramKeys struct {
+	role                 Role // "" for the decoy of an unknown user
+	storedKey, serverKey []byte
 }
 
 func (c *conn) scramStep(msg []byte) ([]byte, error) {
@@ -136,7 +133,6 @@ func (c *conn) scramFirst(msg string) ([]byte, error) {
 	}
 	attrs := scramAttrs(bare)
 	user := strings.NewReplacer("=2C", ",", "=3D", "=").Replace(attrs["n"])
-	u, known := c.s.opts.Users[user]
 	if attrs["r"] == "" {
 		return nil, errors.New("SCRAM: no client nonce")
 	}
@@ -144,26 +140,39 @@ func (c *conn) scramFirst(msg string) ([]byte, error) {
 	_, _ = rand.Read(nonce[:])
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	st := &scramServer{hash: h, user: user, role: u.Role, clientFirstBare: bare,
-		nonce: attrs["r"] + base64.RawStdEncoding.EncodeToString(nonce[:]), salt: salt}
-	// An unknown user still gets a challenge (with keys from a random
-	// password), so that names cannot be probed; the proof then fails.
-	password := u.Password
-	if !known {
-		password = base64.StdEncoding.EncodeToString(nonce[:])
-		st.role = ""
+	st := &scramServer{hash: h, user: user, clientFirstBare: bare,
+		nonce: attrs["r"] + base64.RawStdEncoding.EncodeToString(nonce[:])}
+	for _, cred := range c.s.opts.Credentials {
+		if cred.Username == user {
+			k, err := deriveScram(h, cred.Password, salt, cred.Role)
+			if err != nil {
+				return nil, err
+			}
+			st.keys = append(st.keys, k)
+		}
 	}
-	salted, err := pbkdf2.Key(h, password, salt, scramIterations, h().Size())
-	if err != nil {
-		return nil, err
+	if len(st.keys) == 0 {
+		// An unknown user still gets a challenge (keys of a random
+		// password), so that names cannot be probed; the proof then fails.
+		k, err := deriveScram(h, base64.StdEncoding.EncodeToString(nonce[:]), salt, "")
+		if err != nil {
+			return nil, err
+		}
+		st.keys = append(st.keys, k)
 	}
-	clientKey := hmacOf(h, salted, "Client Key")
-	sk := h()
-	sk.Write(clientKey)
-	st.storedKey, st.serverKey = sk.Sum(nil), hmacOf(h, salted, "Server Key")
 	st.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", st.nonce, base64.StdEncoding.EncodeToString(salt), scramIterations)
 	c.scram = st
 	return []byte(st.serverFirst), nil
+}
+
+func deriveScram(h func() hash.Hash, password string, salt []byte, role Role) (scramKeys, error) {
+	salted, err := pbkdf2.Key(h, password, salt, scramIterations, h().Size())
+	if err != nil {
+		return scramKeys{}, err
+	}
+	stored := h()
+	stored.Write(hmacOf(h, salted, "Client Key"))
+	return scramKeys{role: role, storedKey: stored.Sum(nil), serverKey: hmacOf(h, salted, "Server Key")}, nil
 }
 
 func (c *conn) scramFinal(msg string) ([]byte, error) {
@@ -179,22 +188,24 @@ func (c *conn) scramFinal(msg string) ([]byte, error) {
 		return nil, errors.New("SCRAM: nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(attrs["p"])
-	if err != nil || len(proof) != len(st.storedKey) {
+	if err != nil || len(proof) != st.hash().Size() {
 		return nil, errors.New("SCRAM: malformed proof")
 	}
 	authMessage := st.clientFirstBare + "," + st.serverFirst + "," + withoutProof
-	signature := hmacOf(st.hash, st.storedKey, authMessage)
-	clientKey := make([]byte, len(proof))
-	for j := range proof {
-		clientKey[j] = proof[j] ^ signature[j]
+	for _, k := range st.keys {
+		signature := hmacOf(st.hash, k.storedKey, authMessage)
+		clientKey := make([]byte, len(proof))
+		for j := range proof {
+			clientKey[j] = proof[j] ^ signature[j]
+		}
+		sum := st.hash()
+		sum.Write(clientKey)
+		if subtle.ConstantTimeCompare(sum.Sum(nil), k.storedKey) == 1 && k.role != "" {
+			c.role = k.role
+			return []byte("v=" + base64.StdEncoding.EncodeToString(hmacOf(st.hash, k.serverKey, authMessage))), nil
+		}
 	}
-	sum := st.hash()
-	sum.Write(clientKey)
-	if subtle.ConstantTimeCompare(sum.Sum(nil), st.storedKey) != 1 || st.role == "" {
-		return nil, fmt.Errorf("SCRAM: bad proof for %q", st.user)
-	}
-	c.role = st.role
-	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacOf(st.hash, st.serverKey, authMessage))), nil
+	return nil, fmt.Errorf("SCRAM: bad proof for %q", st.user)
 }
 
 func hmacOf(h func() hash.Hash, key []byte, msg string) []byte {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,11 +27,13 @@ const (
 	RoleConsumer Role = "consumer" // fetch, list offsets, consumer groups
 )
 
-// User is one SASL identity: PLAIN compares the password; SCRAM derives
-// its keys from it.
-type User struct {
-	Password string
-	Role     Role
+// Credential is one SASL identity: PLAIN compares the password; SCRAM
+// derives its keys from it. Several credentials may share a username (bridge
+// uses the role as the username and each API token of that role as a
+// password); any of their passwords is accepted for it.
+type Credential struct {
+	Username, Password string
+	Role               Role
 }
 
 // Options configure a Server. Zero fields take the defaults noted.
@@ -42,9 +45,12 @@ type Options struct {
 	AdvertisedAddr string
 	// TLS, when set, makes the listener speak TLS.
 	TLS *tls.Config
-	// Users, when non-empty, requires SASL (PLAIN, SCRAM-SHA-256 or
-	// SCRAM-SHA-512) before any request but ApiVersions and the SASL ones.
-	Users map[string]User
+	// Credentials, when non-empty, require SASL before any request but
+	// ApiVersions and the SASL ones.
+	Credentials []Credential
+	// Mechanisms offered when Credentials are set; default PLAIN,
+	// SCRAM-SHA-256 and SCRAM-SHA-512.
+	Mechanisms []string
 	// AutoCreateTopics creates a topic a client produces to or asks
 	// Metadata for (when the request allows it), with DefaultPartitions.
 	AutoCreateTopics  bool
@@ -81,6 +87,9 @@ func (o *Options) ensureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if len(o.Mechanisms) == 0 {
+		o.Mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+	}
 }
 
 func (o *Options) validate() error {
@@ -91,11 +100,16 @@ func (o *Options) validate() error {
 	if o.DefaultPartitions < 0 || o.MaxRequestBytes < 0 || o.MaxInFlight < 0 || o.MaxWait < 0 {
 		errs = append(errs, errors.New("kafkaapi: sizes and durations must not be negative"))
 	}
-	for name, u := range o.Users {
-		switch u.Role {
+	for _, c := range o.Credentials {
+		switch c.Role {
 		case RoleAdmin, RoleProducer, RoleConsumer:
 		default:
-			errs = append(errs, fmt.Errorf("kafkaapi: user %q: unknown role %q", name, u.Role))
+			errs = append(errs, fmt.Errorf("kafkaapi: user %q: unknown role %q", c.Username, c.Role))
+		}
+	}
+	for _, m := range o.Mechanisms {
+		if !slices.Contains(mechanisms, m) {
+			errs = append(errs, fmt.Errorf("kafkaapi: unknown SASL mechanism %q", m))
 		}
 	}
 	return errors.Join(errs...)
