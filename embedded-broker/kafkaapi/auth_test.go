@@ -135,6 +135,9 @@ func TestTLSWithSASL(t *testing.T) {
 	if got := consume(t, cl, 2000, 20*time.Second); len(got) != 2000 {
 		t.Fatalf("%d records over TLS, want 2000", len(got))
 	}
+	if st := ts.srv.Stats(); st.FetchBytesBuffered == 0 || st.FetchBytesSendfile != 0 {
+		t.Fatalf("TLS fetches: %+v, want the buffered path only", st)
+	}
 	// A plain-text client cannot talk to the TLS listener.
 	plainCl := ts.client(kgo.SASL(mechanism("PLAIN", "admin", "a-token")), kgo.DefaultProduceTopic("t"), kgo.RequestRetries(0), kgo.DialTimeout(2*time.Second))
 	if err := plainCl.ProduceSync(ctxT(t, 2*time.Second), &kgo.Record{Value: []byte("x")}).FirstErr(); err == nil {

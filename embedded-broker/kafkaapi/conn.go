@@ -192,8 +192,10 @@ func (o *output) batches(r *commitlog.BatchRange) {
 			return
 		}
 		o.err = sendFile(o.c.tcp, f, pos, r.Len())
+		o.c.s.sentFile.Add(r.Len())
 		return
 	}
+	o.c.s.sentBuffered.Add(r.Len())
 	start := len(o.buf)
 	o.buf = append(o.buf, make([]byte, r.Len())...)
 	if _, err := r.ReadAt(o.buf[start:], 0); err != nil && !errors.Is(err, io.EOF) {

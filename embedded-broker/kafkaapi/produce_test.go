@@ -62,6 +62,9 @@ func TestProduceFetchRoundTrip(t *testing.T) {
 		if logTotal != n {
 			t.Fatalf("%v: the log holds %d events, want %d", codec, logTotal, n)
 		}
+		if st := ts.srv.Stats(); st.FetchBytesSendfile == 0 || st.FetchBytesBuffered != 0 {
+			t.Fatalf("plain TCP fetches: %+v, want sendfile only", st)
+		}
 	}
 }
 

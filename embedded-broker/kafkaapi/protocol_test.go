@@ -262,3 +262,89 @@ func fixCRC(b []byte) []byte {
 	binary.BigEndian.PutUint32(b[17:], crc32c(b[21:]))
 	return b
 }
+
+// TestProduceEdgeCases: message sets (Produce v0-2, magic 0/1) are refused
+// per partition with UNSUPPORTED_FOR_MESSAGE_FORMAT; acks=0 appends without
+// answering (the next request's answer comes first); a corrupt batch gets
+// CORRUPT_MESSAGE and appends nothing.
+func TestProduceEdgeCases(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", nil)
+	ts.topic("t", 1)
+	rc := dialRaw(t, ts.addr)
+	produce := func(version int16, acks int16, records []byte) *kmsg.ProduceRequest {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = version, acks, 5000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: records}}}}
+		return req
+	}
+	code := func(resp []byte, version int16) int16 {
+		var pr kmsg.ProduceResponse
+		pr.Version = version
+		if err := pr.ReadFrom(resp); err != nil {
+			t.Fatal(err)
+		}
+		return pr.Topics[0].Partitions[0].ErrorCode
+	}
+	// A v1 message set: offset, size, crc, magic 1, attributes, timestamp, key, value.
+	msgSet := []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 22, 1, 2, 3, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0}
+	resp, err := rc.roundTrip(0, 2, 1, produce(2, 1, msgSet).AppendTo(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := code(resp, 2); c != kerr.UnsupportedForMessageFormat.Code {
+		t.Fatalf("message set: code %d", c)
+	}
+	bad := testBatch(t, 2)
+	bad[len(bad)-1] ^= 0xff
+	resp, err = rc.roundTrip(0, 8, 2, produce(8, -1, bad).AppendTo(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := code(resp, 8); c != kerr.CorruptMessage.Code {
+		t.Fatalf("corrupt batch: code %d", c)
+	}
+	// acks=0: no answer; the metadata request after it is answered first.
+	frame := binary.BigEndian.AppendUint32(nil, 0)
+	for _, part := range [][]byte{{0, 0, 0, 8, 0, 0, 0, 3, 0, 0}, produce(8, 0, testBatch(t, 3)).AppendTo(nil)} {
+		frame = append(frame, part...)
+	}
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	if _, err := rc.nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 1
+	if _, err := rc.roundTrip(3, 1, 4, md.AppendTo(nil)); err != nil {
+		t.Fatalf("after acks=0: %v", err)
+	}
+	if _, end, _ := ts.log.Offsets("t", 0); end != 3 {
+		t.Fatalf("end %d after the acks=0 produce, want 3", end)
+	}
+}
+
+// TestMalformedFramesCloseTheConnection: a frame past the size limit or one
+// kmsg cannot decode closes that connection (logged); the server keeps
+// serving others.
+func TestMalformedFramesCloseTheConnection(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(o *Options) { o.MaxRequestBytes = 1 << 20 })
+	for name, frame := range map[string][]byte{
+		"oversize":  binary.BigEndian.AppendUint32(nil, 2<<20),
+		"truncated": {0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 'c', 0, 0, 0},
+		"negative":  {0xff, 0xff, 0xff, 0xff},
+	} {
+		rc := dialRaw(t, ts.addr)
+		rc.nc.Write(frame)
+		rc.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := rc.br.ReadByte(); err == nil {
+			t.Fatalf("%s: the server answered", name)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: the connection stayed open", name)
+		}
+	}
+	rc := dialRaw(t, ts.addr)
+	if _, err := rc.roundTrip(18, 0, 1, nil); err != nil {
+		t.Fatalf("a fresh connection is not served: %v", err)
+	}
+}

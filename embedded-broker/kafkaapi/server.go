@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
@@ -123,6 +124,9 @@ type Server struct {
 	logger *slog.Logger
 	groups *coordinator
 	pids   *producerIDs
+
+	// Record bytes served by Fetch, by path (Stats).
+	sentFile, sentBuffered atomic.Int64
 
 	mu      sync.Mutex // guards conns, closed, host, port
 	conns   map[*conn]struct{}
@@ -261,4 +265,17 @@ func (s *Server) closeConns() {
 	for _, c := range conns {
 		c.close()
 	}
+}
+
+// Stats are counters of a running server.
+type Stats struct {
+	// FetchBytesSendfile and FetchBytesBuffered are record bytes served by
+	// Fetch straight from the segment files (sendfile, plain TCP) and
+	// through user space (TLS, or a log not on the OS file system).
+	FetchBytesSendfile, FetchBytesBuffered int64
+}
+
+// Stats returns the server's counters; safe for concurrent use.
+func (s *Server) Stats() Stats {
+	return Stats{FetchBytesSendfile: s.sentFile.Load(), FetchBytesBuffered: s.sentBuffered.Load()}
 }
