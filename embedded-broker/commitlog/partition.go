@@ -39,7 +39,8 @@ type partition struct {
 	closed   bool
 	dirty    bool // written since the last sync
 	// producers is the idempotent producers' state (producers.go).
-	producers map[int64]*producerState
+	producers       map[int64]*producerState
+	producerApplies int // batches applied, for the periodic expiry sweep
 
 	active *segment // flusher-owned copy of segments[len-1]
 
@@ -93,6 +94,7 @@ func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, 
 		return dupBase, dupGroup, err
 	}
 	first := p.end
+	nowMs := p.l.now().UnixMilli()
 	g := p.pending
 	if g == nil {
 		g = &commitGroup{buf: p.spareBuf, done: make(chan struct{})}
@@ -105,7 +107,7 @@ func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, 
 		base := p.end
 		p.end += int64(s.info.count)
 		setBaseOffset(g.buf[at+s.pos:], base)
-		p.applyProducerLocked(s.info.producer, s.info.count, base, g)
+		p.applyProducerLocked(s.info.producer, s.info.count, base, g, nowMs)
 		g.batches = append(g.batches, pendingBatch{base: base, pos: at + s.pos, size: s.size, info: s.info})
 	}
 	p.mu.Unlock()

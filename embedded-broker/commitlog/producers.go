@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Idempotent producers (Kafka's KIP-98 without transactions): a batch with
@@ -35,11 +36,23 @@ var (
 // for idempotence is 5.
 const rememberedBatches = 5
 
+// producerExpiry bounds the state: a producer that has not appended to a
+// partition for this long is forgotten there (Kafka's
+// producer.id.expiration.ms default); a later batch of it must then start a
+// new epoch or is refused as unknown. Every client start takes a new
+// producer id, so without expiry the map would only grow.
+const producerExpiry = 24 * time.Hour
+
+// producerSweepEvery is how many applied batches pass between sweeps of
+// expired producers.
+const producerSweepEvery = 4096
+
 type producerState struct {
-	epoch   int16
-	batches [rememberedBatches]producerBatch // ring, newest at (next-1)
-	next    int
-	n       int
+	lastAppendMs int64 // wall clock of the latest batch (the Open time for recovered ones)
+	epoch        int16
+	batches      [rememberedBatches]producerBatch // ring, newest at (next-1)
+	next         int
+	n            int
 }
 
 type producerBatch struct {
@@ -135,7 +148,7 @@ func (p *partition) checkProducersLocked(spans []batchSpan) (dupBase int64, dupG
 
 // applyProducerLocked records an accepted batch (or one found at recovery,
 // with a nil group).
-func (p *partition) applyProducerLocked(pf producerFields, count int, base int64, g *commitGroup) {
+func (p *partition) applyProducerLocked(pf producerFields, count int, base int64, g *commitGroup, nowMs int64) {
 	if pf.id < 0 {
 		return
 	}
@@ -147,7 +160,21 @@ func (p *partition) applyProducerLocked(pf producerFields, count int, base int64
 		st = &producerState{epoch: pf.epoch}
 		p.producers[pf.id] = st
 	}
+	st.lastAppendMs = max(st.lastAppendMs, nowMs)
 	st.remember(producerBatch{firstSeq: pf.sequence, lastSeq: lastSequence(pf.sequence, count), base: base, group: g})
+	if p.producerApplies++; p.producerApplies%producerSweepEvery == 0 {
+		p.expireProducersLocked(nowMs)
+	}
+}
+
+// expireProducersLocked forgets producers idle for producerExpiry.
+func (p *partition) expireProducersLocked(nowMs int64) {
+	cutoff := nowMs - producerExpiry.Milliseconds()
+	for id, st := range p.producers {
+		if st.lastAppendMs < cutoff {
+			delete(p.producers, id)
+		}
+	}
 }
 
 // rebuildProducers walks the batch headers of a recovered segment (61 bytes
@@ -155,6 +182,7 @@ func (p *partition) applyProducerLocked(pf producerFields, count int, base int64
 // restart. Kafka keeps snapshot files to avoid this walk; here it costs one
 // small read per batch at Open.
 func (p *partition) rebuildProducers(seg *segment) error {
+	nowMs := p.l.now().UnixMilli()
 	hb := make([]byte, batchHeaderSize)
 	for pos := int64(0); pos < seg.readable; {
 		if err := readFull(seg, hb, pos); err != nil {
@@ -164,7 +192,9 @@ func (p *partition) rebuildProducers(seg *segment) error {
 		if err != nil {
 			return fmt.Errorf("byte %d of %s: %w", pos, seg.logPath, err)
 		}
-		p.applyProducerLocked(producerFields{h.producerID, h.producerEpoch, h.baseSequence}, int(h.count), h.baseOffset, nil)
+		// Recovered producers count as seen now: batch timestamps are the
+		// client's (a migration may write old ones), not append times.
+		p.applyProducerLocked(producerFields{h.producerID, h.producerEpoch, h.baseSequence}, int(h.count), h.baseOffset, nil, nowMs)
 		pos += int64(h.size())
 	}
 	return nil

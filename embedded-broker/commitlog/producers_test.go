@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/internal/compression"
 	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
@@ -74,5 +76,45 @@ func TestLastSequenceWraps(t *testing.T) {
 	}
 	if nextSequence(math.MaxInt32) != 0 || nextSequence(4) != 5 {
 		t.Fatal("next sequence does not wrap")
+	}
+}
+
+// TestProducerStateExpires: a producer idle for producerExpiry is
+// forgotten by the periodic sweep (its next batch is refused as unknown);
+// recovered producers count from the reopen, not from their batches' old
+// timestamps.
+func TestProducerStateExpires(t *testing.T) {
+	t.Parallel()
+	var nowMu sync.Mutex
+	now := time.Now()
+	opts := Options{Dir: t.TempDir(), Now: func() time.Time { nowMu.Lock(); defer nowMu.Unlock(); return now }}
+	l := openLog(t, opts)
+	mustCreate(t, l, "t", 1)
+	batch := func(seq int32) []byte {
+		// makeEvents' timestamps are months old: only the clock matters.
+		return clientBatch(t, makeEvents(fmt.Sprint(seq), 1, 10), compression.None, producerFields{id: 7, epoch: 0, sequence: seq})
+	}
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, opts)
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(1)); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+	p, _ := l.partition("t", 0)
+	p.mu.Lock()
+	p.expireProducersLocked(now.Add(producerExpiry - time.Minute).UnixMilli())
+	kept := p.producers[7] != nil
+	p.expireProducersLocked(now.Add(producerExpiry + time.Minute).UnixMilli())
+	gone := p.producers[7] == nil
+	p.mu.Unlock()
+	if !kept || !gone {
+		t.Fatalf("expiry: kept before %v, gone after %v", kept, gone)
+	}
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(2)); !errors.Is(err, ErrUnknownProducer) {
+		t.Fatalf("batch of an expired producer: %v, want ErrUnknownProducer", err)
 	}
 }
