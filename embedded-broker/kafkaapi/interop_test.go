@@ -166,9 +166,11 @@ func first(s []string) []string { return s[:min(len(s), 8)] }
 var codecNames = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
 func TestInteropProduceCompressed(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range startTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			for _, codec := range codecNames {
 				// kcat: lines from stdin, key:value.
 				topic := "kcat-" + codec
@@ -207,9 +209,11 @@ func TestInteropProduceCompressed(t *testing.T) {
 // TestInteropRdkafkaPerformance: librdkafka's benchmark client produces
 // 100-byte messages with idempotence and each codec, then consumes them.
 func TestInteropRdkafkaPerformance(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range startTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			for _, codec := range codecNames {
 				topic := "rdperf-" + codec
 				tg.create(t, topic, 1)
@@ -234,9 +238,11 @@ func TestInteropRdkafkaPerformance(t *testing.T) {
 // TestInteropConsume: records produced by franz-go (keys, headers) are
 // read back by each client from the beginning.
 func TestInteropConsume(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range startTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			tg.create(t, "src", 3)
 			cl, err := kgo.NewClient(kgo.SeedBrokers(tg.addr), kgo.DefaultProduceTopic("src"), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
 			if err != nil {
@@ -272,9 +278,11 @@ func TestInteropConsume(t *testing.T) {
 // and leaves; after more records arrive, the same group resumes with
 // exactly the new ones.
 func TestInteropGroupCommitResume(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range startTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			produce := func(topic, prefix string, from, n int) {
 				cl, err := kgo.NewClient(kgo.SeedBrokers(tg.addr), kgo.DefaultProduceTopic(topic))
 				if err != nil {
@@ -329,9 +337,11 @@ func TestInteropGroupCommitResume(t *testing.T) {
 // four-partition topic; every record reaches exactly one of them and both
 // get some.
 func TestInteropTwoMembers(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range startTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			for _, c := range []struct {
 				name string
 				args func(topic string) (string, []string)
@@ -381,7 +391,7 @@ func twoMembers(t *testing.T, tl interopTools, tg target, topic, name string, ar
 	}
 	defer cl.Close()
 	group := map[string]string{"kafka-python": "two-py", "kafkajs": "two-js"}[name]
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for !bothAssigned(t, cl, group) {
 		if time.Now().After(deadline) {
 			described, err := kadm.NewClient(cl).DescribeGroups(ctxT(t, 5*time.Second), group)

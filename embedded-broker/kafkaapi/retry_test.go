@@ -133,9 +133,11 @@ func retryTargets(t *testing.T) []target {
 // produce idempotently while some produce responses are lost; every record
 // is stored exactly once, on bridge as on kfake.
 func TestInteropIdempotentRetries(t *testing.T) {
+	t.Parallel()
 	tl := tools(t)
 	for _, tg := range retryTargets(t) {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
 			before := tg.drops.Load()
 			// franz-go
 			tg.create(t, "retry-franz", 1)
