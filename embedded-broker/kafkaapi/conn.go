@@ -33,6 +33,7 @@ type conn struct {
 	// Reader-goroutine state.
 	role     Role   // "" until authenticated when the server has users
 	sasl     string // mechanism chosen by SaslHandshake
+	saslRaw  bool   // after SaslHandshake v0: bare SASL tokens until authenticated
 	scram    *scramServer
 	clientID string
 
@@ -107,6 +108,18 @@ func (c *conn) read(ctx context.Context) error {
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
 			return err
+		}
+		if c.saslRaw {
+			r, err := c.rawSASL(frame)
+			if err != nil {
+				return err
+			}
+			select {
+			case c.replies <- r:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
 		}
 		req, err := parseRequest(frame)
 		if err != nil {

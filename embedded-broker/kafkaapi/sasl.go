@@ -10,6 +10,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -41,8 +42,31 @@ func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) *kmsg.SASLHandshake
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
 		c.sasl = req.Mechanism
+		// v0 (kafka-python 2.0): the SASL tokens follow as bare
+		// size-prefixed frames instead of SaslAuthenticate requests.
+		c.saslRaw = req.Version == 0
 	}
 	return resp
+}
+
+// rawSASL answers one bare SASL token (after SaslHandshake v0) with a bare
+// size-prefixed token; a failure closes the connection, as Kafka does.
+func (c *conn) rawSASL(token []byte) (reply, error) {
+	var out []byte
+	var err error
+	if c.sasl == "PLAIN" {
+		err = c.plain(token)
+	} else {
+		out, err = c.scramStep(token)
+	}
+	if err != nil {
+		c.logger.Warn("kafka SASL authentication failed", "mechanism", c.sasl, "client_id", c.clientID, "err", err)
+		return nil, fmt.Errorf("kafkaapi: SASL %s: authentication failed", c.sasl)
+	}
+	if c.role != "" {
+		c.saslRaw = false
+	}
+	return ready(append(binary.BigEndian.AppendUint32(nil, uint32(len(out))), out...)), nil
 }
 
 // saslAuthenticate runs one step. A failed authentication is answered with
@@ -184,7 +208,10 @@ func (c *conn) scramFinal(msg string) ([]byte, error) {
 	}
 	withoutProof := msg[:i]
 	attrs := scramAttrs(msg)
-	if attrs["r"] != st.nonce {
+	// The nonce must end with ours: librdkafka sends its client nonce
+	// again in front of the combined one, and Kafka's server accepts that
+	// (it checks the suffix), so we do too.
+	if !strings.HasSuffix(attrs["r"], st.nonce) {
 		return nil, errors.New("SCRAM: nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(attrs["p"])
