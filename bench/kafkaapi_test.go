@@ -23,7 +23,12 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +212,45 @@ func benchTLS(b *testing.B) (*tls.Config, *tls.Config) {
 	pool.AddCert(cert)
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// BenchmarkKafkaAPIRdkafkaProduce100B: librdkafka's rdkafka_performance (a
+// separate C process, so client cost is off the Go runtime) produces
+// 1,000,000 100-byte records (acks=all, idempotent, no compression) per
+// iteration. Needs KAFKA_INTEROP_RDKAFKA_PERFORMANCE
+// (scripts/ensure.d/kafka-clients.sh); skipped without it.
+func BenchmarkKafkaAPIRdkafkaProduce100B(b *testing.B) {
+	bin := os.Getenv("KAFKA_INTEROP_RDKAFKA_PERFORMANCE")
+	if bin == "" {
+		b.Skip("KAFKA_INTEROP_RDKAFKA_PERFORMANCE not set (source scripts/ensure.d/kafka-clients.sh)")
+	}
+	const n = 1_000_000
+	run := func(b *testing.B, addr string) {
+		b.SetBytes(valueSize * n)
+		cpu0 := processCPU()
+		start := time.Now()
+		for b.Loop() {
+			out, err := exec.Command(bin, "-P", "-t", "bench", "-b", addr, "-s", "100", "-c", strconv.Itoa(n),
+				"-X", "enable.idempotence=true", "-X", "linger.ms=5", "-X", "batch.size=1000000").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), strconv.Itoa(n)+" messages") {
+				b.Fatalf("rdkafka_performance: %v\n%s", err, out)
+			}
+		}
+		b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "records/s")
+		// The client is another process: this process's CPU is the
+		// server's (plus the Go runtime), so this is what a record costs it.
+		b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N*n), "server-cpu-ns/record")
+	}
+	b.Run("server=bridge/fsync=always", func(b *testing.B) { run(b, startBridgeKafka(b, commitlog.FsyncAlways, nil)) })
+	b.Run("server=bridge/fsync=interval", func(b *testing.B) { run(b, startBridgeKafka(b, commitlog.FsyncInterval, nil)) })
+	b.Run("server=kfake/fsync=none", func(b *testing.B) { run(b, startKfake(b)) })
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
