@@ -25,7 +25,12 @@ type produceReply struct {
 // wait for durability to the writer.
 func (c *conn) produce(_ context.Context, req request, body *kmsg.ProduceRequest) reply {
 	resp := kmsg.NewPtrProduceResponse()
-	r := &produceReply{c: c, req: req, resp: resp, acks0: body.Acks == 0,
+	// The reply keeps the header only: the records (up to MaxRequestBytes)
+	// are copied into the log by the submit below and must not stay
+	// referenced while the answer waits.
+	head := req
+	head.body = nil
+	r := &produceReply{c: c, req: head, resp: resp, acks0: body.Acks == 0,
 		timeout: time.Duration(max(body.TimeoutMillis, 1000)) * time.Millisecond}
 	for _, rt := range body.Topics {
 		t := kmsg.ProduceResponseTopic{Topic: rt.Topic}
