@@ -351,8 +351,10 @@ func TestCompactionKeepsState(t *testing.T) {
 		}
 	}
 	inflight := receive(t, q, 1, time.Hour)
-	before := q.fileSize
+	// fileSize belongs to whoever holds flushMu (the manager's flusher
+	// writes it in the background), so read it under the lock.
 	q.flushMu.Lock()
+	before := q.fileSize
 	mustDo(t, q.writePendingLocked(true))
 	mustDo(t, q.compactLocked())
 	after := q.fileSize
