@@ -271,7 +271,9 @@ func TestTornTailIsDroppedAndCorruptionFails(t *testing.T) {
 		m := openMem(t, fs, "always")
 		q := mustCreate(t, m, Config{Name: "t"})
 		sendBodies(t, q, "keep")
+		q.flushMu.Lock()
 		size := q.fileSize
+		q.flushMu.Unlock()
 		sendBodies(t, q, "torn")
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
