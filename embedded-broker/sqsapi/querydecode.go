@@ -45,7 +45,11 @@ type form struct {
 // parseForm reads raw query strings (the URL's, then the body's) into a
 // form. The values are substrings of raw where nothing was escaped.
 func parseForm(raws ...string) (form, *apiError) {
-	var params []param
+	n := 0
+	for _, raw := range raws {
+		n += strings.Count(raw, "&") + 1
+	}
+	params := make([]param, 0, n)
 	for _, raw := range raws {
 		for raw != "" {
 			var pair string
@@ -54,8 +58,8 @@ func parseForm(raws ...string) (form, *apiError) {
 				continue
 			}
 			k, v, _ := strings.Cut(pair, "=")
-			key, err1 := url.QueryUnescape(k)
-			value, err2 := url.QueryUnescape(v)
+			key, err1 := unescape(k)
+			value, err2 := unescape(v)
 			if err1 != nil || err2 != nil {
 				return form{}, newError(kindSerialization, "The request has a malformed parameter %q.", truncate(pair, 64))
 			}
@@ -69,6 +73,14 @@ func parseForm(raws ...string) (form, *apiError) {
 		}
 	}
 	return form{params: params}, nil
+}
+
+// unescape decodes a query component; most have nothing to decode.
+func unescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
 }
 
 // truncate shortens s for an error message.
@@ -146,9 +158,9 @@ type member struct {
 }
 
 // members returns the elements NAME.1, NAME.2, ... (with their nested
-// parameters) in index order.
-func (f *form) members(name string) ([]member, *apiError) {
-	prefix := name + "."
+// parameters) in index order; prefix is "NAME." (a constant, so that the
+// hot path builds no string).
+func (f *form) members(prefix string) ([]member, *apiError) {
 	var out []member
 	i := f.find(prefix)
 	for i < len(f.params) && strings.HasPrefix(f.params[i].key[f.skip:], prefix) {
@@ -172,16 +184,24 @@ func (f *form) members(name string) ([]member, *apiError) {
 			// "NAME.N" and "NAME.N.Field" together: one element, two shapes.
 			return nil, newError(kindSerialization, "The parameter %s is both a value and a structure.", truncate(f.params[i].key, 64))
 		}
+		if out == nil {
+			out = make([]member, 0, maxBatchEntries)
+		}
 		out = append(out, member{n, form{params: f.params[i:j], skip: skip, action: f.action}})
 		i = j
 	}
-	slices.SortFunc(out, func(a, b member) int { return a.index - b.index })
+	if !slices.IsSortedFunc(out, compareMembers) {
+		slices.SortFunc(out, compareMembers) // "NAME.10" sorts before "NAME.2"
+	}
 	return out, nil
 }
 
-// list reads the flattened list NAME.1, NAME.2, ... of strings.
-func (f *form) list(name string) ([]string, *apiError) {
-	ms, apiErr := f.members(name)
+func compareMembers(a, b member) int { return a.index - b.index }
+
+// list reads the flattened list NAME.1, NAME.2, ... of strings; prefix is
+// "NAME.".
+func (f *form) list(prefix string) ([]string, *apiError) {
+	ms, apiErr := f.members(prefix)
 	if apiErr != nil || ms == nil {
 		return nil, apiErr
 	}
@@ -192,9 +212,10 @@ func (f *form) list(name string) ([]string, *apiError) {
 	return out, nil
 }
 
-// stringMap reads the flattened map NAME.N.<keyName> / NAME.N.Value.
-func (f *form) stringMap(name, keyName string) (map[string]string, *apiError) {
-	ms, apiErr := f.members(name)
+// stringMap reads the flattened map NAME.N.<keyName> / NAME.N.Value;
+// prefix is "NAME.".
+func (f *form) stringMap(prefix, keyName string) (map[string]string, *apiError) {
+	ms, apiErr := f.members(prefix)
 	if apiErr != nil || ms == nil {
 		return nil, apiErr
 	}
@@ -202,10 +223,10 @@ func (f *form) stringMap(name, keyName string) (map[string]string, *apiError) {
 	for i := range ms {
 		k, ok := ms[i].form.get(keyName)
 		if !ok {
-			return nil, newError(kindMissingParameter, "The request must contain the parameter %s.%d.%s.", f.fullName(name), ms[i].index, keyName)
+			return nil, newError(kindMissingParameter, "The request must contain the parameter %s%d.%s.", f.fullName(prefix), ms[i].index, keyName)
 		}
 		if _, dup := out[k]; dup {
-			return nil, newError(kindInvalidParameterValue, "%s %s is given more than once.", f.fullName(name), truncate(k, 64))
+			return nil, newError(kindInvalidParameterValue, "%s%s is given more than once.", f.fullName(prefix), truncate(k, 64))
 		}
 		out[k] = ms[i].form.str("Value")
 	}
@@ -213,9 +234,10 @@ func (f *form) stringMap(name, keyName string) (map[string]string, *apiError) {
 }
 
 // messageAttributes reads NAME.N.Name and NAME.N.Value.{DataType,
-// StringValue, BinaryValue, StringListValue.M, BinaryListValue.M}.
-func (f *form) messageAttributes(name string) (map[string]messageAttributeValue, *apiError) {
-	ms, apiErr := f.members(name)
+// StringValue, BinaryValue, StringListValue.M, BinaryListValue.M}; prefix is
+// "NAME.".
+func (f *form) messageAttributes(prefix string) (map[string]messageAttributeValue, *apiError) {
+	ms, apiErr := f.members(prefix)
 	if apiErr != nil || ms == nil {
 		return nil, apiErr
 	}
@@ -224,7 +246,7 @@ func (f *form) messageAttributes(name string) (map[string]messageAttributeValue,
 		m := &ms[i].form
 		k, ok := m.get("Name")
 		if !ok {
-			return nil, newError(kindMissingParameter, "The request must contain the parameter %s.%d.Name.", f.fullName(name), ms[i].index)
+			return nil, newError(kindMissingParameter, "The request must contain the parameter %s%d.Name.", f.fullName(prefix), ms[i].index)
 		}
 		if _, dup := out[k]; dup {
 			return nil, newError(kindInvalidParameterValue, "Message attribute name '%s' is given more than once.", truncate(k, 64))
@@ -235,10 +257,10 @@ func (f *form) messageAttributes(name string) (map[string]messageAttributeValue,
 				return nil, apiErr
 			}
 		}
-		if v.StringListValues, apiErr = m.list("Value.StringListValue"); apiErr != nil {
+		if v.StringListValues, apiErr = m.list("Value.StringListValue."); apiErr != nil {
 			return nil, apiErr
 		}
-		binaries, apiErr := m.list("Value.BinaryListValue")
+		binaries, apiErr := m.list("Value.BinaryListValue.")
 		if apiErr != nil {
 			return nil, apiErr
 		}
@@ -283,10 +305,10 @@ func (f *form) decode(v any) *apiError {
 	case *createQueueRequest:
 		var apiErr *apiError
 		r.QueueName = f.str("QueueName")
-		if r.Attributes, apiErr = f.stringMap("Attribute", "Name"); apiErr != nil {
+		if r.Attributes, apiErr = f.stringMap("Attribute.", "Name"); apiErr != nil {
 			return apiErr
 		}
-		r.Tags, apiErr = f.stringMap("Tag", "Key")
+		r.Tags, apiErr = f.stringMap("Tag.", "Key")
 		return apiErr
 	case *getQueueURLRequest:
 		r.QueueName = f.str("QueueName")
@@ -300,12 +322,12 @@ func (f *form) decode(v any) *apiError {
 	case *getQueueAttributesRequest:
 		var apiErr *apiError
 		r.QueueUrl = f.queueURL()
-		r.AttributeNames, apiErr = f.list("AttributeName")
+		r.AttributeNames, apiErr = f.list("AttributeName.")
 		return apiErr
 	case *setQueueAttributesRequest:
 		var apiErr *apiError
 		r.QueueUrl = f.queueURL()
-		r.Attributes, apiErr = f.stringMap("Attribute", "Name")
+		r.Attributes, apiErr = f.stringMap("Attribute.", "Name")
 		return apiErr
 	case *listDeadLetterSourceQueuesRequest:
 		var apiErr *apiError
@@ -343,15 +365,15 @@ func (f *form) sendEntry(e *sendEntry) *apiError {
 	if e.DelaySeconds, apiErr = f.int("DelaySeconds"); apiErr != nil {
 		return apiErr
 	}
-	if e.MessageAttributes, apiErr = f.messageAttributes("MessageAttribute"); apiErr != nil {
+	if e.MessageAttributes, apiErr = f.messageAttributes("MessageAttribute."); apiErr != nil {
 		return apiErr
 	}
-	e.MessageSystemAttributes, apiErr = f.messageAttributes("MessageSystemAttribute")
+	e.MessageSystemAttributes, apiErr = f.messageAttributes("MessageSystemAttribute.")
 	return apiErr
 }
 
 func (f *form) sendBatch(r *sendMessageBatchRequest) *apiError {
-	ms, apiErr := f.members("SendMessageBatchRequestEntry")
+	ms, apiErr := f.members("SendMessageBatchRequestEntry.")
 	if apiErr != nil {
 		return apiErr
 	}
@@ -368,13 +390,13 @@ func (f *form) receive(r *receiveMessageRequest) *apiError {
 	var apiErr *apiError
 	r.QueueUrl = f.queueURL()
 	r.ReceiveRequestAttemptId = f.str("ReceiveRequestAttemptId")
-	if r.AttributeNames, apiErr = f.list("AttributeName"); apiErr != nil {
+	if r.AttributeNames, apiErr = f.list("AttributeName."); apiErr != nil {
 		return apiErr
 	}
-	if r.MessageSystemAttributeNames, apiErr = f.list("MessageSystemAttributeName"); apiErr != nil {
+	if r.MessageSystemAttributeNames, apiErr = f.list("MessageSystemAttributeName."); apiErr != nil {
 		return apiErr
 	}
-	if r.MessageAttributeNames, apiErr = f.list("MessageAttributeName"); apiErr != nil {
+	if r.MessageAttributeNames, apiErr = f.list("MessageAttributeName."); apiErr != nil {
 		return apiErr
 	}
 	if r.MaxNumberOfMessages, apiErr = f.int("MaxNumberOfMessages"); apiErr != nil {
@@ -391,7 +413,11 @@ func (f *form) receive(r *receiveMessageRequest) *apiError {
 // (DeleteMessageBatchRequestEntry.N) or ChangeMessageVisibilityBatch
 // (ChangeMessageVisibilityBatchRequestEntry.N).
 func (f *form) batch(r *batchRequest) *apiError {
-	ms, apiErr := f.members(f.action + "RequestEntry")
+	prefix := "DeleteMessageBatchRequestEntry."
+	if f.action == "ChangeMessageVisibilityBatch" {
+		prefix = "ChangeMessageVisibilityBatchRequestEntry."
+	}
+	ms, apiErr := f.members(prefix)
 	if apiErr != nil {
 		return apiErr
 	}
