@@ -18,6 +18,10 @@ run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/
 run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkSDKClientCeiling|BenchmarkFauxqsSendReceiveDelete|BenchmarkServerRawHTTP|BenchmarkFauxqsRawHTTP|BenchmarkSQSAPILongPollLatency' -benchtime 10x ./embedded-broker/sqsapi/
 run -bench 'BenchmarkHandlerSendReceiveDelete' -benchtime 2s ./embedded-broker/sqsapi/
+# The query protocol against JSON 1.0, same loop, same client, same run (docs/sqs-api.md).
+run -bench 'BenchmarkProtocol' -benchtime 10x ./embedded-broker/sqsapi/
+# The SQS server's own CPU per message, bridge vs fauxqs, an SDK loop in another process.
+./scripts/sqs-server-cpu.sh 30000 3
 # Kafka pairs alternate bridge and bare per iteration: 20 iterations settle the ratio.
 run -bench 'BenchmarkProducePaired|BenchmarkKafkaToKafka' -benchtime 20x ./connectors/kafka/
 for pkg in ./connectors/amqp/ ./connectors/sqs/; do
