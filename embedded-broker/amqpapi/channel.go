@@ -40,6 +40,7 @@ type channel struct {
 	closing atomic.Bool // channel.close sent by the server; the reader drops frames until close-ok
 
 	assembling *command // the reader's publish awaiting its header and body
+	skipBody   uint64   // the reader's count of body bytes to drop (a refused message)
 
 	// Worker-owned.
 	confirm    bool

@@ -288,7 +288,7 @@ func (c *conn) channelMethod(id uint16, m wire.Method) error {
 		}
 		return nil // everything else is dropped until close-ok
 	}
-	if ch.assembling != nil {
+	if ch.assembling != nil || ch.skipBody > 0 {
 		return newError(wire.UnexpectedFrame, "%s on channel %d while a message's content was expected", m.Name(), id)
 	}
 	switch m.(type) {
@@ -320,7 +320,7 @@ func (c *conn) contentHeader(ch *channel, payload []byte) error {
 	}
 	if h.BodySize > maxBodySize {
 		ch.assembling = nil
-		ch.closing.Store(true) // drop the body frames; the worker closes the channel
+		ch.skipBody = h.BodySize // read past the body; the worker closes the channel
 		c.enqueue(ch, &command{err: newError(wire.PreconditionFailed,
 			"message size %d is larger than configured max size %d", h.BodySize, maxBodySize)})
 		return nil
@@ -337,6 +337,10 @@ func (c *conn) contentHeader(ch *channel, payload []byte) error {
 }
 
 func (c *conn) contentBody(ch *channel, payload []byte) error {
+	if ch.skipBody > 0 {
+		ch.skipBody -= min(ch.skipBody, uint64(len(payload)))
+		return nil
+	}
 	cmd := ch.assembling
 	if cmd == nil || cmd.props == nil {
 		return newError(wire.UnexpectedFrame, "content body on channel %d without a header", ch.id)
@@ -355,8 +359,11 @@ func (c *conn) completePublish(ch *channel) error {
 	cmd := ch.assembling
 	ch.assembling = nil
 	cmd.size = int64(len(cmd.body) + len(cmd.raw) + 64)
-	c.addPending(cmd.size)
+	c.pendMu.Lock()
+	c.pendBytes += cmd.size
+	c.pendMu.Unlock()
 	c.enqueue(ch, cmd)
+	c.waitPending()
 	return nil
 }
 
@@ -369,13 +376,14 @@ func (c *conn) enqueue(ch *channel, cmd *command) {
 	}
 }
 
-// addPending counts publish bytes not yet stored; past the limit it sends
-// connection.blocked (if the client understands it) and waits, not
-// reading the socket, until half of the limit has drained.
-func (c *conn) addPending(n int64) {
+// waitPending applies publish back-pressure: past the limit of bytes
+// published but not yet stored it sends connection.blocked (if the client
+// understands it) and waits, not reading the socket, until half of the
+// limit has drained. The command that crossed the limit is already with
+// its worker, so the wait always ends.
+func (c *conn) waitPending() {
 	limit := c.s.opts.MaxPendingPublishBytes
 	c.pendMu.Lock()
-	c.pendBytes += n
 	if c.pendBytes <= limit {
 		c.pendMu.Unlock()
 		return
