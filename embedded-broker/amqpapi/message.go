@@ -72,7 +72,9 @@ func decodeEnvelope(buf []byte) (envelope, error) {
 	rest := buf[1:]
 	str := func() (string, bool) {
 		n, size := binary.Uvarint(rest)
-		if size <= 0 || n > wire.MaxShortstr || uint64(len(rest)-size) < n {
+		// Only the canonical (shortest) varint: decode and encode must
+		// agree byte for byte.
+		if size <= 0 || size != len(binary.AppendUvarint(nil, n)) || n > wire.MaxShortstr || uint64(len(rest)-size) < n {
 			return "", false
 		}
 		s := string(rest[size : size+int(n)])
