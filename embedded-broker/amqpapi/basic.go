@@ -25,8 +25,6 @@ func (ch *channel) handleBasic(m wire.Method) error {
 		return nil
 	case *wire.BasicGet:
 		return ch.get(m)
-	case *wire.BasicAck:
-		return ch.ack(m)
 	case *wire.BasicNack:
 		return ch.nack(m.DeliveryTag, m.Multiple, m.Requeue)
 	case *wire.BasicReject:

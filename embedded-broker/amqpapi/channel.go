@@ -115,6 +115,18 @@ func (ch *channel) execute(cmds []*command) {
 			i = j
 			continue
 		}
+		if _, isAck := cmds[i].method.(*wire.BasicAck); isAck {
+			j := i
+			for j < len(cmds) {
+				if _, ok := cmds[j].method.(*wire.BasicAck); !ok {
+					break
+				}
+				j++
+			}
+			ch.fail(ch.ackRun(cmds[i:j]))
+			i = j
+			continue
+		}
 		cmd := cmds[i]
 		i++
 		if cmd.err != nil {

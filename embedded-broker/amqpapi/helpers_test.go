@@ -33,7 +33,13 @@ func startBroker(t testing.TB, opts ...brokerOption) *testBroker {
 
 func startBrokerIn(t testing.TB, dir string, opts ...brokerOption) *testBroker {
 	t.Helper()
-	qm, err := queue.Open(queue.Options{Dir: dir + "/queues", Fsync: "always"})
+	return startBrokerWith(t, dir, "always", opts...)
+}
+
+// startBrokerWith starts a broker whose queues use the fsync policy.
+func startBrokerWith(t testing.TB, dir, fsync string, opts ...brokerOption) *testBroker {
+	t.Helper()
+	qm, err := queue.Open(queue.Options{Dir: dir + "/queues", Fsync: fsync})
 	if err != nil {
 		t.Fatal(err)
 	}
