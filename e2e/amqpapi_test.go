@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +178,57 @@ func recvE2E(t *testing.T, ds <-chan amqp091.Delivery) amqp091.Delivery {
 		t.Fatal("no delivery within 30s")
 	}
 	return amqp091.Delivery{}
+}
+
+// TestAMQPAPITLS serves amqp_api over TLS: amqp091-go and Debian's
+// amqp-tools (librabbitmq with OpenSSL) verify the certificate, publish
+// and consume; a plain-TCP client gets nowhere.
+func TestAMQPAPITLS(t *testing.T) {
+	data := t.TempDir()
+	_, certFile, keyFile := selfSigned(t, t.TempDir())
+	amqpAddr := freeAddr(t)
+	config := strings.ReplaceAll(amqpAPIConfig, "amqp_api: { listen: ${AMQP} }",
+		"amqp_api: { listen: "+amqpAddr+", tls: { cert_file: "+certFile+", key_file: "+keyFile+" } }")
+	cfg, httpAddr, sqsAddr := writeConfig(t, data, config)
+	in := start(t, cfg, httpAddr, sqsAddr, data)
+	if !strings.Contains(in.stderr.String(), `msg="AMQP API listening"`) || !strings.Contains(in.stderr.String(), "tls=true") {
+		t.Fatalf("startup log does not say the AMQP API uses TLS:\n%s", in.stderr.String())
+	}
+	pool := x509.NewCertPool()
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(certPEM)
+	conn, err := amqp091.DialTLS("amqps://guest:guest@"+amqpAddr+"/", &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := ch.PublishWithDeferredConfirm("", "shared", false, false, amqp091.Publishing{Body: []byte("over tls")})
+	if err != nil || !dc.Wait() {
+		t.Fatalf("publish over TLS: %v", err)
+	}
+	if _, err := amqp091.Dial("amqp://guest:guest@" + amqpAddr + "/"); err == nil {
+		t.Fatal("a plain-TCP client connected to the TLS listener")
+	}
+	if _, err := exec.LookPath("amqp-get"); err != nil {
+		if os.Getenv("BRIDGE_SKIP_AMQP_CLIENTS") == "" {
+			t.Fatal("amqp-tools missing: run scripts/test.sh (scripts/ensure.d/amqp-clients.sh) or set BRIDGE_SKIP_AMQP_CLIENTS=1")
+		}
+		return
+	}
+	// librabbitmq verifies the host name as a DNS name: connect to localhost.
+	localhost := "localhost:" + amqpAddr[strings.LastIndex(amqpAddr, ":")+1:]
+	out, err := exec.Command("amqp-get", "-u", "amqps://guest:guest@"+localhost, "--cacert="+certFile, "-q", "shared").CombinedOutput()
+	if err != nil || string(out) != "over tls" {
+		t.Fatalf("amqp-get over TLS: %v: %s", err, out)
+	}
 }
