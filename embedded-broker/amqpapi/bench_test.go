@@ -57,6 +57,7 @@ func benchTargets() []benchTarget {
 	return []benchTarget{
 		{name: "bridge/fsync=always", url: bridge("always")},
 		{name: "bridge/fsync=interval", url: bridge("interval")},
+		{name: "bridge/fsync=never", url: bridge("never")},
 		{name: "rabbitmq/classic", url: rabbit, queue: amqp.Table{"x-queue-type": "classic"}},
 		{name: "rabbitmq/quorum", url: rabbit, queue: amqp.Table{"x-queue-type": "quorum"}},
 	}

@@ -163,6 +163,12 @@ func TestProtocolErrors(t *testing.T) {
 // rawHandshake opens a connection by hand, up to open-ok.
 func rawHandshake(t *testing.T, addr string) (net.Conn, *wire.FrameReader) {
 	t.Helper()
+	return rawHandshakeTuned(t, addr, 0)
+}
+
+// rawHandshakeTuned is rawHandshake with a heartbeat (seconds) in tune-ok.
+func rawHandshakeTuned(t *testing.T, addr string, heartbeat uint16) (net.Conn, *wire.FrameReader) {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +197,7 @@ func rawHandshake(t *testing.T, addr string) (net.Conn, *wire.FrameReader) {
 	expect("connection.start")
 	send(&wire.ConnectionStartOk{ClientProperties: wire.Table{}, Mechanism: "PLAIN", Response: "\x00guest\x00guest", Locale: "en_US"})
 	expect("connection.tune")
-	send(&wire.ConnectionTuneOk{ChannelMax: 10, FrameMax: 131072})
+	send(&wire.ConnectionTuneOk{ChannelMax: 10, FrameMax: 131072, Heartbeat: heartbeat})
 	send(&wire.ConnectionOpen{VirtualHost: "/"})
 	expect("connection.open-ok")
 	return nc, fr

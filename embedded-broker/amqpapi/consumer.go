@@ -144,6 +144,19 @@ func (cs *consumer) unreserve(n int) {
 func (cs *consumer) deliver(msgs []queue.Message, n int) {
 	ch := cs.ch
 	ch.mu.Lock()
+	// channel.flow active=false arrived while the receive was waiting:
+	// keep the messages (reserved for this consumer) until flow resumes.
+	for ch.flowPaused && !cs.cancelled && !ch.stopped {
+		ch.mu.Unlock()
+		select {
+		case <-cs.wake:
+		case <-cs.ctx.Done():
+		}
+		ch.mu.Lock()
+		if cs.ctx.Err() != nil {
+			cs.cancelled = true
+		}
+	}
 	if cs.cancelled || ch.stopped {
 		ch.mu.Unlock()
 		cs.unreserve(n)

@@ -105,11 +105,7 @@ func TestChannelErrors(t *testing.T) {
 			return err
 		}, amqp.NotFound},
 		{"publish to a missing exchange", func(c *amqp.Channel) error {
-			if err := c.Publish("missing", "k", false, false, amqp.Publishing{}); err != nil {
-				return err
-			}
-			_, err := c.QueueDeclarePassive("exists", true, false, false, false, nil) // a round trip to see the close
-			return err
+			return asyncClose(c, func() error { return c.Publish("missing", "k", false, false, amqp.Publishing{}) })
 		}, amqp.NotFound},
 		{"inequivalent redeclare", func(c *amqp.Channel) error {
 			_, err := c.QueueDeclare("exists", false, false, false, false, nil)
@@ -117,11 +113,7 @@ func TestChannelErrors(t *testing.T) {
 		}, amqp.PreconditionFailed},
 		{"bind to a missing exchange", func(c *amqp.Channel) error { return c.QueueBind("exists", "k", "missing", false, nil) }, amqp.NotFound},
 		{"unknown delivery tag", func(c *amqp.Channel) error {
-			if err := c.Ack(42, false); err != nil {
-				return err
-			}
-			_, err := c.QueueDeclarePassive("exists", true, false, false, false, nil)
-			return err
+			return asyncClose(c, func() error { return c.Ack(42, false) })
 		}, amqp.PreconditionFailed},
 		{"reserved name", func(c *amqp.Channel) error {
 			_, err := c.QueueDeclare("amq.mine", true, false, false, false, nil)
@@ -341,5 +333,23 @@ func TestBlockedNotification(t *testing.T) {
 	q, _ := b.qm.Get("bp")
 	if st := q.Stats(); st.Visible != 20 {
 		t.Fatalf("stored %d of 20", st.Visible)
+	}
+}
+
+// asyncClose runs an asynchronous method (no reply) and returns the error
+// the server closes the channel with.
+func asyncClose(c *amqp.Channel, do func() error) error {
+	closed := c.NotifyClose(make(chan *amqp.Error, 1))
+	if err := do(); err != nil {
+		return err
+	}
+	select {
+	case e := <-closed:
+		if e == nil {
+			return errors.New("channel closed without an error")
+		}
+		return e
+	case <-time.After(5 * time.Second):
+		return errors.New("channel not closed")
 	}
 }

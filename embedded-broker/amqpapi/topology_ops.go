@@ -268,24 +268,34 @@ func (t *topology) lookupQueueLocked(c *conn, name string) (*queue.Queue, error)
 	return q, nil
 }
 
-func (t *topology) bindQueue(c *conn, queueName, exchangeName, key string, args wire.Table) error {
+// bindingLocked resolves and checks queue.bind and queue.unbind: the
+// exchange (not the default one), the queue, the role; it returns the
+// binding in the exchange package's form and in the store's.
+func (t *topology) bindingLocked(c *conn, queueName, exchangeName, key string, args wire.Table) (*xentry, exchange.Binding, storedBinding, error) {
 	if exchangeName == defaultExchange {
-		return newError(wire.AccessRefused, "operation not permitted on the default exchange")
+		return nil, exchange.Binding{}, storedBinding{}, newError(wire.AccessRefused, "operation not permitted on the default exchange")
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	xe := t.exchange(exchangeName)
 	if xe == nil {
-		return errNoExchange(exchangeName)
+		return nil, exchange.Binding{}, storedBinding{}, errNoExchange(exchangeName)
 	}
 	if _, err := t.lookupQueueLocked(c, queueName); err != nil {
-		return err
+		return nil, exchange.Binding{}, storedBinding{}, err
 	}
 	if !c.role.canConfigure() {
-		return errConfigure(c.role, "exchange '"+exchangeName+"'")
+		return nil, exchange.Binding{}, storedBinding{}, errConfigure(c.role, "exchange '"+exchangeName+"'")
 	}
 	b := bindingFromArgs(xe.x.Kind(), queueName, key, args)
-	sb := storedBinding{Exchange: exchangeName, Queue: queueName, Key: b.Key, Headers: b.Headers, Match: b.Match}
+	return xe, b, storedBinding{Exchange: exchangeName, Queue: queueName, Key: b.Key, Headers: b.Headers, Match: b.Match}, nil
+}
+
+func (t *topology) bindQueue(c *conn, queueName, exchangeName, key string, args wire.Table) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	xe, b, sb, err := t.bindingLocked(c, queueName, exchangeName, key, args)
+	if err != nil {
+		return err
+	}
 	if slices.ContainsFunc(t.bindings, sb.equal) {
 		return nil
 	}
@@ -300,23 +310,12 @@ func (t *topology) bindQueue(c *conn, queueName, exchangeName, key string, args 
 }
 
 func (t *topology) unbindQueue(c *conn, queueName, exchangeName, key string, args wire.Table) error {
-	if exchangeName == defaultExchange {
-		return newError(wire.AccessRefused, "operation not permitted on the default exchange")
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	xe := t.exchange(exchangeName)
-	if xe == nil {
-		return errNoExchange(exchangeName)
-	}
-	if _, err := t.lookupQueueLocked(c, queueName); err != nil {
+	xe, b, sb, err := t.bindingLocked(c, queueName, exchangeName, key, args)
+	if err != nil {
 		return err
 	}
-	if !c.role.canConfigure() {
-		return errConfigure(c.role, "exchange '"+exchangeName+"'")
-	}
-	b := bindingFromArgs(xe.x.Kind(), queueName, key, args)
-	sb := storedBinding{Exchange: exchangeName, Queue: queueName, Key: b.Key, Headers: b.Headers, Match: b.Match}
 	i := slices.IndexFunc(t.bindings, sb.equal)
 	if i < 0 {
 		for _, cb := range xe.configBindings {
