@@ -21,6 +21,10 @@ run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/
 run -bench 'BenchmarkSQSAPISendReceiveDelete|BenchmarkSDKClientCeiling|BenchmarkFauxqsSendReceiveDelete|BenchmarkServerRawHTTP|BenchmarkFauxqsRawHTTP|BenchmarkSQSAPILongPollLatency' -benchtime 10x ./embedded-broker/sqsapi/
 run -bench 'BenchmarkHandlerSendReceiveDelete' -benchtime 2s ./embedded-broker/sqsapi/
+# The query protocol against JSON 1.0, same loop, same client, same run (docs/sqs-api.md).
+run -bench 'BenchmarkProtocol' -benchtime 10x ./embedded-broker/sqsapi/
+# The SQS server's own CPU per message, bridge vs fauxqs, an SDK loop in another process.
+./scripts/sqs-server-cpu.sh 30000 3
 # Kafka pairs alternate bridge and bare per iteration: 20 iterations settle the ratio.
 run -bench 'BenchmarkProducePaired|BenchmarkKafkaToKafka' -benchtime 20x ./connectors/kafka/
 for pkg in ./connectors/amqp/ ./connectors/sqs/; do
@@ -28,3 +32,5 @@ for pkg in ./connectors/amqp/ ./connectors/sqs/; do
 done
 # Migrations with and without --verify (BRIDGE_MIGRATE_BENCH_N=1000000 for the README's figure).
 run -bench 'BenchmarkMigrate' -benchtime 1x -timeout 60m ./migrate/
+# AMQP API (issue 19) against the local RabbitMQ (classic and quorum), same amqp091-go client code.
+run -bench 'BenchmarkAMQP' -benchtime 3x ./embedded-broker/amqpapi/

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/embedded-broker/kafkaapi"
@@ -75,26 +72,4 @@ func (k *kafkaListener) stop() {
 	if err := <-k.done; err != nil {
 		k.log.Error("Kafka API stopped", "err", err)
 	}
-}
-
-// listenerTLS loads a listener's certificate; a ca_file makes client
-// certificates signed by it mandatory.
-func listenerTLS(t *pipelines.TLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("ca_file: no certificate found")
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }

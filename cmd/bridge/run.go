@@ -237,6 +237,11 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 
+	amqpSrv, err := startAMQP(cfg, qm, broker, log) // issue 19: amqp.go
+	if err != nil {
+		return err
+	}
+
 	engineDone := make(chan error, 1)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
@@ -258,6 +263,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	if sqsSrv != nil {
 		sqsSrv.shutdown(shutdownCtx)
 	}
+	amqpSrv.shutdown(shutdownCtx, log)
 	kafkaSrv.stop()
 	stopEngine()
 	if err := <-engineDone; err != nil {

@@ -271,7 +271,9 @@ func TestTornTailIsDroppedAndCorruptionFails(t *testing.T) {
 		m := openMem(t, fs, "always")
 		q := mustCreate(t, m, Config{Name: "t"})
 		sendBodies(t, q, "keep")
+		q.flushMu.Lock()
 		size := q.fileSize
+		q.flushMu.Unlock()
 		sendBodies(t, q, "torn")
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
@@ -351,8 +353,10 @@ func TestCompactionKeepsState(t *testing.T) {
 		}
 	}
 	inflight := receive(t, q, 1, time.Hour)
-	before := q.fileSize
+	// fileSize belongs to whoever holds flushMu (the manager's flusher
+	// writes it in the background), so read it under the lock.
 	q.flushMu.Lock()
+	before := q.fileSize
 	mustDo(t, q.writePendingLocked(true))
 	mustDo(t, q.compactLocked())
 	after := q.fileSize

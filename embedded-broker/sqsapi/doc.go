@@ -1,8 +1,15 @@
-// Package sqsapi serves the Amazon SQS JSON 1.0 protocol (POST /,
-// X-Amz-Target: AmazonSQS.<Action>, Content-Type application/x-amz-json-1.0)
-// over the embedded queues of package queue, so that an unmodified
-// aws-sdk-go-v2 SQS client (or any SDK speaking the JSON protocol) can use
-// them with BaseEndpoint set to the server.
+// Package sqsapi serves Amazon SQS's API over the embedded queues of package
+// queue, in both of SQS's protocols on one listener: AWS JSON 1.0 (POST /,
+// X-Amz-Target: AmazonSQS.<Action>, Content-Type application/x-amz-json-1.0),
+// which current SDKs speak, and the query protocol (Action=<Action> and
+// SQS's parameter names form-encoded in a POST body or a GET query string,
+// XML answers), which AWS CLI v1 and early v2, boto3 before 1.31 and
+// aws-sdk-go v1 speak. An unmodified client of either kind works with its
+// endpoint set to the server.
+//
+// The protocol is only the codec (codec.go): one action table and one set of
+// typed handlers serve both; jsonCodec and queryCodec turn the wire into a
+// handler's request and its result or error back into the wire.
 //
 // # Supported actions
 //
@@ -10,15 +17,17 @@
 // SetQueueAttributes, DeleteQueue, PurgeQueue, SendMessage, SendMessageBatch,
 // ReceiveMessage, DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility,
 // ChangeMessageVisibilityBatch, ListDeadLetterSourceQueues,
-// StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask. Any
-// other target is answered with InvalidAction.
+// StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask, in
+// both protocols. Any other action is answered with InvalidAction.
 //
 // # Guarantees
 //
 //   - A SendMessage or SendMessageBatch success is returned only after the
 //     queue engine reported the message durable under its fsync policy.
-//   - Errors carry SQS's shape name in __type and its legacy code in the
-//     x-amzn-query-error header, so the SDK returns its typed errors
+//   - Errors carry the same code in both protocols: the query protocol's
+//     <ErrorResponse> has SQS's code in <Code>; JSON has SQS's shape name in
+//     __type and the code in the x-amzn-query-error header, so both kinds of
+//     SDK return their typed errors
 //     (*types.QueueDoesNotExist, *types.ReceiptHandleIsInvalid, ...) with
 //     the ErrorCode() real SQS gives (AWS.SimpleQueueService.NonExistentQueue).
 //   - MD5OfMessageBody, MD5OfMessageAttributes and
@@ -36,8 +45,14 @@
 //     are read by a one-pass decoder that hands anything unusual to
 //     encoding/json, so both agree on every input (fuzzed against each
 //     other).
+//   - Query requests are read by a form reader (querydecode.go) that
+//     ignores unknown parameters and rejects a parameter given twice, a bad
+//     escape or a bad list index with MalformedInput; XML answers are
+//     well-formed whatever the input (fuzzed, and parsed back with
+//     encoding/xml).
 //   - With Options.Credentials set, every request must carry a valid AWS
-//     Signature V4 (Authorization header form) by one of the keys, signed
+//     Signature V4 (Authorization header form, over the body or, for a
+//     query GET, the query string) by one of the keys, signed
 //     within 15 minutes of the server clock; signatures are compared in
 //     constant time.
 //   - Long polls (WaitTimeSeconds) end when a message arrives, when the wait
@@ -71,7 +86,8 @@
 //     when the task started, in chunks, in a goroutine the Server owns;
 //     ApproximateNumberOfMessagesMoved is exact. Task history is kept in
 //     memory (ten per source) and lost on restart.
-//   - Permissions, tagging and the query (XML) protocol are not served.
+//   - Permissions and tagging are not served; presigned query URLs
+//     (X-Amz-Signature in the query string) are not accepted.
 //
 // # Tracing
 //

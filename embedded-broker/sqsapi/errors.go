@@ -43,6 +43,7 @@ var (
 	kindInvalidParameterValue = errorKind{"com.amazonaws.sqs#InvalidParameterValue", "InvalidParameterValue", 400, true}
 	kindMissingParameter      = errorKind{"com.amazonaws.sqs#MissingParameter", "MissingParameter", 400, true}
 	kindInvalidAction         = errorKind{"com.amazon.coral.service#UnknownOperationException", "InvalidAction", 400, true}
+	kindMissingAction         = errorKind{"com.amazon.coral.service#MissingAction", "MissingAction", 400, true}
 	kindSerialization         = errorKind{"com.amazon.coral.service#SerializationException", "MalformedInput", 400, true}
 	kindRequestTooLarge       = errorKind{"com.amazon.coral.service#RequestEntityTooLarge", "RequestEntityTooLarge", 413, true}
 	kindMethodNotAllowed      = errorKind{"com.amazon.coral.service#MethodNotAllowed", "InvalidHttpRequest", 405, true}

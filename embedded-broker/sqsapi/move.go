@@ -62,36 +62,35 @@ type startMessageMoveTaskRequest struct {
 	MaxNumberOfMessagesPerSecond *int
 }
 
-func (s *Server) startMessageMoveTask(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req startMessageMoveTaskRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+// startMessageMoveTaskResult is StartMessageMoveTask's result.
+type startMessageMoveTaskResult struct{ TaskHandle string }
+
+func (s *Server) startMessageMoveTask(_ context.Context, req *startMessageMoveTaskRequest) (*startMessageMoveTaskResult, *apiError) {
 	source, ok := nameFromARN(req.SourceArn)
 	if !ok {
-		return out, newError(kindInvalidParameterValue, "Value %s for parameter SourceArn is invalid.", req.SourceArn)
+		return nil, newError(kindInvalidParameterValue, "Value %s for parameter SourceArn is invalid.", req.SourceArn)
 	}
 	src, err := s.manager.Get(source)
 	if err != nil {
-		return out, newError(kindResourceNotFound, "The resource that you specified for the SourceArn parameter doesn't exist.")
+		return nil, newError(kindResourceNotFound, "The resource that you specified for the SourceArn parameter doesn't exist.")
 	}
 	if len(s.manager.DeadLetterSources(source)) == 0 {
-		return out, newError(kindInvalidParameterValue, "Source queue must be configured as a Dead Letter Queue.")
+		return nil, newError(kindInvalidParameterValue, "Source queue must be configured as a Dead Letter Queue.")
 	}
 	var dest string
 	if req.DestinationArn != "" {
 		if dest, ok = nameFromARN(req.DestinationArn); !ok {
-			return out, newError(kindInvalidParameterValue, "Value %s for parameter DestinationArn is invalid.", req.DestinationArn)
+			return nil, newError(kindInvalidParameterValue, "Value %s for parameter DestinationArn is invalid.", req.DestinationArn)
 		}
 		if _, err := s.manager.Get(dest); err != nil {
-			return out, newError(kindResourceNotFound, "The resource that you specified for the DestinationArn parameter doesn't exist.")
+			return nil, newError(kindResourceNotFound, "The resource that you specified for the DestinationArn parameter doesn't exist.")
 		}
 	}
 	rate := 0
 	if req.MaxNumberOfMessagesPerSecond != nil {
 		rate = *req.MaxNumberOfMessagesPerSecond
 		if rate < 1 || rate > maxMoveRate {
-			return out, newError(kindInvalidParameterValue, "Value %d for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: Must be between 1 and %d.", rate, maxMoveRate)
+			return nil, newError(kindInvalidParameterValue, "Value %d for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: Must be between 1 and %d.", rate, maxMoveRate)
 		}
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -101,9 +100,9 @@ func (s *Server) startMessageMoveTask(_ context.Context, body, out []byte) ([]by
 	}
 	if apiErr := s.tasks.add(t, &s.wg, func() { s.runMoveTask(ctx, t) }); apiErr != nil {
 		cancel()
-		return out, apiErr
+		return nil, apiErr
 	}
-	return encode(out, struct{ TaskHandle string }{t.handle})
+	return &startMessageMoveTaskResult{t.handle}, nil
 }
 
 func newTaskHandle() string {
@@ -206,22 +205,21 @@ type moveTaskEntry struct {
 	StartedTimestamp                  int64
 }
 
-func (s *Server) listMessageMoveTasks(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req listMessageMoveTasksRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+// listMessageMoveTasksResult is ListMessageMoveTasks's result, newest first.
+type listMessageMoveTasksResult struct{ Results []moveTaskEntry }
+
+func (s *Server) listMessageMoveTasks(_ context.Context, req *listMessageMoveTasksRequest) (*listMessageMoveTasksResult, *apiError) {
 	source, ok := nameFromARN(req.SourceArn)
 	if !ok {
-		return out, newError(kindInvalidParameterValue, "Value %s for parameter SourceArn is invalid.", req.SourceArn)
+		return nil, newError(kindInvalidParameterValue, "Value %s for parameter SourceArn is invalid.", req.SourceArn)
 	}
 	if _, err := s.manager.Get(source); err != nil {
-		return out, newError(kindResourceNotFound, "The resource that you specified for the SourceArn parameter doesn't exist.")
+		return nil, newError(kindResourceNotFound, "The resource that you specified for the SourceArn parameter doesn't exist.")
 	}
 	limit := 1
 	if req.MaxResults != nil {
 		if *req.MaxResults < 1 || *req.MaxResults > 10 {
-			return out, newError(kindInvalidParameterValue, "Value %d for parameter MaxResults is invalid. Reason: Must be between 1 and 10.", *req.MaxResults)
+			return nil, newError(kindInvalidParameterValue, "Value %d for parameter MaxResults is invalid. Reason: Must be between 1 and 10.", *req.MaxResults)
 		}
 		limit = *req.MaxResults
 	}
@@ -232,7 +230,7 @@ func (s *Server) listMessageMoveTasks(_ context.Context, body, out []byte) ([]by
 	for i := len(list) - 1; i >= 0 && len(results) < limit; i-- {
 		results = append(results, s.taskEntry(list[i]))
 	}
-	return encode(out, struct{ Results []moveTaskEntry }{results})
+	return &listMessageMoveTasksResult{results}, nil
 }
 
 func (s *Server) taskEntry(t *moveTask) moveTaskEntry {
@@ -257,25 +255,26 @@ func (s *Server) taskEntry(t *moveTask) moveTaskEntry {
 	return e
 }
 
-func (s *Server) cancelMessageMoveTask(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req struct{ TaskHandle string }
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+type cancelMessageMoveTaskRequest struct{ TaskHandle string }
+
+// cancelMessageMoveTaskResult is CancelMessageMoveTask's result.
+type cancelMessageMoveTaskResult struct{ ApproximateNumberOfMessagesMoved int64 }
+
+func (s *Server) cancelMessageMoveTask(_ context.Context, req *cancelMessageMoveTaskRequest) (*cancelMessageMoveTaskResult, *apiError) {
 	s.tasks.mu.Lock()
 	t := s.tasks.byHandle[req.TaskHandle]
 	s.tasks.mu.Unlock()
 	if t == nil {
-		return out, newError(kindResourceNotFound, "The task handle %q does not exist.", req.TaskHandle)
+		return nil, newError(kindResourceNotFound, "The task handle %q does not exist.", req.TaskHandle)
 	}
 	t.mu.Lock()
 	if t.status != taskRunning {
 		t.mu.Unlock()
-		return out, newError(kindUnsupportedOperation, "Only a RUNNING task can be cancelled; this one is %s.", t.status)
+		return nil, newError(kindUnsupportedOperation, "Only a RUNNING task can be cancelled; this one is %s.", t.status)
 	}
 	t.status = taskCancelling
 	moved := t.moved
 	t.mu.Unlock()
 	t.cancel()
-	return encode(out, struct{ ApproximateNumberOfMessagesMoved int64 }{moved})
+	return &cancelMessageMoveTaskResult{moved}, nil
 }

@@ -85,16 +85,12 @@ type queueURLResponse struct {
 	QueueUrl string //nolint:revive // the wire name
 }
 
-func (s *Server) createQueue(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req createQueueRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) createQueue(_ context.Context, req *createQueueRequest) (*queueURLResponse, *apiError) {
 	if req.QueueName == "" {
-		return out, newError(kindMissingParameter, "The request must contain the parameter QueueName.")
+		return nil, newError(kindMissingParameter, "The request must contain the parameter QueueName.")
 	}
 	if !validQueueName(req.QueueName) {
-		return out, newError(kindInvalidParameterValue, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length. A FIFO queue name ends in .fifo.")
+		return nil, newError(kindInvalidParameterValue, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length. A FIFO queue name ends in .fifo.")
 	}
 	if q, err := s.manager.Get(req.QueueName); err == nil {
 		// SQS returns the existing queue when every attribute given matches
@@ -103,21 +99,21 @@ func (s *Server) createQueue(_ context.Context, body, out []byte) ([]byte, *apiE
 		current := q.Config()
 		wanted := current
 		if apiErr := s.applyQueueAttributes(&wanted, req.Attributes, true); apiErr != nil {
-			return out, apiErr
+			return nil, apiErr
 		}
 		if normalize(wanted) != normalize(current) {
-			return out, newError(kindQueueNameExists, "A queue already exists with the same name and a different value for attribute(s).")
+			return nil, newError(kindQueueNameExists, "A queue already exists with the same name and a different value for attribute(s).")
 		}
-		return encode(out, queueURLResponse{s.queueURL(req.QueueName)})
+		return &queueURLResponse{s.queueURL(req.QueueName)}, nil
 	}
 	cfg := defaultConfig(req.QueueName)
 	if apiErr := s.applyQueueAttributes(&cfg, req.Attributes, true); apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	if _, err := s.manager.Create(cfg); err != nil {
-		return out, fromQueueError(err, req.QueueName)
+		return nil, fromQueueError(err, req.QueueName)
 	}
-	return encode(out, queueURLResponse{s.queueURL(req.QueueName)})
+	return &queueURLResponse{s.queueURL(req.QueueName)}, nil
 }
 
 // applyQueueAttributes sets the attributes of attrs on cfg, checking names
@@ -241,18 +237,14 @@ type getQueueURLRequest struct {
 	QueueName string
 }
 
-func (s *Server) getQueueURL(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req getQueueURLRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) getQueueURL(_ context.Context, req *getQueueURLRequest) (*queueURLResponse, *apiError) {
 	if req.QueueName == "" {
-		return out, newError(kindMissingParameter, "The request must contain the parameter QueueName.")
+		return nil, newError(kindMissingParameter, "The request must contain the parameter QueueName.")
 	}
 	if _, err := s.manager.Get(req.QueueName); err != nil {
-		return out, fromQueueError(err, req.QueueName)
+		return nil, fromQueueError(err, req.QueueName)
 	}
-	return encode(out, queueURLResponse{s.queueURL(req.QueueName)})
+	return &queueURLResponse{s.queueURL(req.QueueName)}, nil
 }
 
 type listQueuesRequest struct {
@@ -266,20 +258,16 @@ type listQueuesResponse struct {
 	NextToken string   `json:",omitempty"`
 }
 
-func (s *Server) listQueues(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req listQueuesRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) listQueues(_ context.Context, req *listQueuesRequest) (*listQueuesResponse, *apiError) {
 	names, next, apiErr := paginate(s.manager.List(req.QueueNamePrefix), req.NextToken, req.MaxResults)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
-	resp := listQueuesResponse{NextToken: next}
+	resp := &listQueuesResponse{NextToken: next}
 	for _, name := range names {
 		resp.QueueUrls = append(resp.QueueUrls, s.queueURL(name))
 	}
-	return encode(out, resp)
+	return resp, nil
 }
 
 // paginate returns the page of sorted names after token (the base64 of the
@@ -327,14 +315,10 @@ type attributesResponse struct {
 	Attributes map[string]string `json:",omitempty"`
 }
 
-func (s *Server) getQueueAttributes(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req getQueueAttributesRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) getQueueAttributes(_ context.Context, req *getQueueAttributesRequest) (*attributesResponse, *apiError) {
 	q, _, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	want := make(map[string]bool, len(req.AttributeNames))
 	for _, name := range req.AttributeNames {
@@ -348,14 +332,10 @@ func (s *Server) getQueueAttributes(_ context.Context, body, out []byte) ([]byte
 		case ignoredQueueAttributes[name]:
 			// Accepted, never has a value.
 		default:
-			return out, newError(kindInvalidAttributeName, "Unknown Attribute %s.", name)
+			return nil, newError(kindInvalidAttributeName, "Unknown Attribute %s.", name)
 		}
 	}
-	attrs := s.queueAttributes(q, want)
-	if len(attrs) == 0 {
-		return append(out, "{}"...), nil
-	}
-	return encode(out, attributesResponse{attrs})
+	return &attributesResponse{s.queueAttributes(q, want)}, nil
 }
 
 func (s *Server) queueAttributes(q *queue.Queue, want map[string]bool) map[string]string {
@@ -401,17 +381,13 @@ type setQueueAttributesRequest struct {
 	Attributes map[string]string
 }
 
-func (s *Server) setQueueAttributes(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req setQueueAttributesRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) setQueueAttributes(_ context.Context, req *setQueueAttributesRequest) (emptyResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
 	if len(req.Attributes) == 0 {
-		return out, newError(kindMissingParameter, "The request must contain the parameter Attributes.")
+		return emptyResult{}, newError(kindMissingParameter, "The request must contain the parameter Attributes.")
 	}
 	cfg := q.Config()
 	if cfg.VisibilityTimeout == 0 {
@@ -420,42 +396,34 @@ func (s *Server) setQueueAttributes(_ context.Context, body, out []byte) ([]byte
 		cfg.VisibilityTimeout = zeroVisibility
 	}
 	if apiErr := s.applyQueueAttributes(&cfg, req.Attributes, false); apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
 	if err := q.SetConfig(cfg); err != nil {
-		return out, fromQueueError(err, name)
+		return emptyResult{}, fromQueueError(err, name)
 	}
-	return append(out, "{}"...), nil
+	return emptyResult{}, nil
 }
 
-func (s *Server) deleteQueue(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req queueURLRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) deleteQueue(_ context.Context, req *queueURLRequest) (emptyResult, *apiError) {
 	name, apiErr := nameFromURL(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
 	if err := s.manager.Delete(name); err != nil {
-		return out, fromQueueError(err, name)
+		return emptyResult{}, fromQueueError(err, name)
 	}
-	return append(out, "{}"...), nil
+	return emptyResult{}, nil
 }
 
-func (s *Server) purgeQueue(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req queueURLRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) purgeQueue(ctx context.Context, req *queueURLRequest) (emptyResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
 	if err := q.Purge(ctx); err != nil {
-		return out, fromQueueError(err, name)
+		return emptyResult{}, fromQueueError(err, name)
 	}
-	return append(out, "{}"...), nil
+	return emptyResult{}, nil
 }
 
 type listDeadLetterSourceQueuesRequest struct {
@@ -469,22 +437,18 @@ type listDeadLetterSourceQueuesResponse struct {
 	NextToken string   `json:",omitempty"`
 }
 
-func (s *Server) listDeadLetterSourceQueues(_ context.Context, body, out []byte) ([]byte, *apiError) {
-	var req listDeadLetterSourceQueuesRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) listDeadLetterSourceQueues(_ context.Context, req *listDeadLetterSourceQueuesRequest) (*listDeadLetterSourceQueuesResponse, *apiError) {
 	_, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	names, next, apiErr := paginate(s.manager.DeadLetterSources(name), req.NextToken, req.MaxResults)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
-	resp := listDeadLetterSourceQueuesResponse{QueueUrls: []string{}, NextToken: next}
+	resp := &listDeadLetterSourceQueuesResponse{QueueUrls: []string{}, NextToken: next}
 	for _, n := range names {
 		resp.QueueUrls = append(resp.QueueUrls, s.queueURL(n))
 	}
-	return encode(out, resp)
+	return resp, nil
 }

@@ -2,7 +2,6 @@ package sqsapi
 
 import (
 	"context"
-	"encoding/base64"
 	"strconv"
 	"strings"
 	"time"
@@ -40,27 +39,23 @@ type receiveMessageRequest struct {
 	ReceiveRequestAttemptId     string //nolint:revive // accepted, not used: see the package doc
 }
 
-func (s *Server) receiveMessage(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req receiveMessageRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) receiveMessage(ctx context.Context, req *receiveMessageRequest) (*receiveResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	maxMessages := 1
 	if req.MaxNumberOfMessages != nil {
 		maxMessages = *req.MaxNumberOfMessages
 		if maxMessages < 1 || maxMessages > 10 {
-			return out, newError(kindInvalidParameterValue, "Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", maxMessages)
+			return nil, newError(kindInvalidParameterValue, "Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", maxMessages)
 		}
 	}
 	visibility := time.Duration(-1) // the queue's default
 	if req.VisibilityTimeout != nil {
 		v := *req.VisibilityTimeout
 		if v < 0 || v > maxVisibility {
-			return out, newError(kindInvalidParameterValue, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", v)
+			return nil, newError(kindInvalidParameterValue, "Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.", v)
 		}
 		visibility = time.Duration(v) * time.Second
 	}
@@ -68,34 +63,82 @@ func (s *Server) receiveMessage(ctx context.Context, body, out []byte) ([]byte, 
 	if req.WaitTimeSeconds != nil {
 		v := *req.WaitTimeSeconds
 		if v < 0 || v > maxWaitSeconds {
-			return out, newError(kindInvalidParameterValue, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", v)
+			return nil, newError(kindInvalidParameterValue, "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", v)
 		}
 		wait = time.Duration(v) * time.Second
 	}
 	msgs, err := q.Receive(ctx, maxMessages, visibility, wait)
 	if err != nil {
-		return out, fromQueueError(err, name)
+		return nil, fromQueueError(err, name)
 	}
 	s.traceReceive(ctx, name, msgs)
 	sel := selection{
 		system: systemAttributeSet(req.AttributeNames, req.MessageSystemAttributeNames),
 		user:   req.MessageAttributeNames,
 	}
-	out = append(out, `{"Messages":[`...)
+	return s.receiveResult(msgs, &sel), nil
+}
+
+// receiveResult is ReceiveMessage's result: each message with what the
+// request asked to see of it.
+type receiveResult struct {
+	messages []receivedMessage
+}
+
+// receivedMessage is one message as a codec writes it.
+type receivedMessage struct {
+	msg     *queue.Message
+	md5Body string
+	// system holds the system attributes asked for, in SQS's order;
+	// systemAsked tells an empty selection from none (JSON writes an empty
+	// "Attributes" object for the former).
+	system      []attrPair
+	systemAsked bool
+	user        []queue.Attribute // the user attributes asked for, sorted by name
+	md5User     string            // their digest, "" when none
+}
+
+// attrPair is a system attribute's name and value.
+type attrPair struct{ name, value string }
+
+func (s *Server) receiveResult(msgs []queue.Message, sel *selection) *receiveResult {
+	res := &receiveResult{messages: make([]receivedMessage, len(msgs))}
+	// One backing array per kind for the whole batch: each message's
+	// selection is a capped window into it.
+	var pairs []attrPair
+	var picked []queue.Attribute
 	for i := range msgs {
-		if i > 0 {
-			out = append(out, ',')
+		m := &msgs[i]
+		rm := &res.messages[i]
+		rm.msg = m
+		rm.md5Body = m.MD5OfBody
+		if rm.md5Body == "" {
+			rm.md5Body = md5Hex(m.Body)
 		}
-		out = s.appendMessage(out, &msgs[i], &sel)
+		if len(sel.system) > 0 {
+			rm.systemAsked = true
+			start := len(pairs)
+			pairs = s.appendSystemAttributes(pairs, m, sel.system)
+			rm.system = pairs[start:len(pairs):len(pairs)]
+		}
+		if len(sel.user) > 0 {
+			start := len(picked)
+			for _, a := range m.Attributes {
+				if wantsUserAttribute(sel.user, a.Name) {
+					picked = append(picked, a)
+				}
+			}
+			rm.user = picked[start:len(picked):len(picked)]
+			rm.md5User = md5OfAttributes(rm.user)
+		}
 	}
-	return append(out, "]}"...), nil
+	return res
 }
 
 // selection is what a ReceiveMessage asked to see of each message.
 type selection struct {
 	system map[string]bool
 	user   []string
-	picked []queue.Attribute // scratch, reused across messages
 }
 
 // systemAttributeSet merges the legacy AttributeNames and the current
@@ -133,41 +176,12 @@ func wantsUserAttribute(patterns []string, name string) bool {
 	return false
 }
 
-func (s *Server) appendMessage(out []byte, m *queue.Message, sel *selection) []byte {
-	out = append(out, '{')
-	out = appendJSONField(out, true, "MessageId", m.MessageID)
-	out = appendJSONField(out, false, "ReceiptHandle", m.ReceiptHandle)
-	md5Body := m.MD5OfBody
-	if md5Body == "" {
-		md5Body = md5Hex(m.Body)
-	}
-	out = appendJSONField(out, false, "MD5OfBody", md5Body)
-	out = appendJSONField(out, false, "Body", string(m.Body))
-	if len(sel.system) > 0 {
-		out = s.appendSystemAttributes(out, m, sel.system)
-	}
-	sel.picked = sel.picked[:0]
-	if len(sel.user) > 0 {
-		for _, a := range m.Attributes {
-			if wantsUserAttribute(sel.user, a.Name) {
-				sel.picked = append(sel.picked, a)
-			}
-		}
-	}
-	if len(sel.picked) > 0 {
-		out = appendJSONField(out, false, "MD5OfMessageAttributes", md5OfAttributes(sel.picked))
-		out = appendUserAttributes(out, sel.picked)
-	}
-	return append(out, '}')
-}
-
-func (s *Server) appendSystemAttributes(out []byte, m *queue.Message, want map[string]bool) []byte {
-	out = append(out, `,"Attributes":{`...)
-	first := true
+// appendSystemAttributes appends the system attributes of m that want
+// selects, in SQS's order; attributes without a value are left out.
+func (s *Server) appendSystemAttributes(pairs []attrPair, m *queue.Message, want map[string]bool) []attrPair {
 	add := func(name, value string) {
 		if want[name] && value != "" {
-			out = appendJSONField(out, first, name, value)
-			first = false
+			pairs = append(pairs, attrPair{name, value})
 		}
 	}
 	millis := func(t time.Time) string {
@@ -191,28 +205,7 @@ func (s *Server) appendSystemAttributes(out []byte, m *queue.Message, want map[s
 	if m.DeadLetterSource != "" {
 		add(sysDeadLetterSourceArn, s.queueARN(m.DeadLetterSource))
 	}
-	return append(out, '}')
-}
-
-func appendUserAttributes(out []byte, attrs []queue.Attribute) []byte {
-	out = append(out, `,"MessageAttributes":{`...)
-	for i, a := range attrs {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = appendJSONString(out, a.Name)
-		out = append(out, `:{`...)
-		out = appendJSONField(out, true, "DataType", a.DataType)
-		if strings.HasPrefix(a.DataType, "Binary") {
-			out = append(out, `,"BinaryValue":"`...)
-			out = base64.StdEncoding.AppendEncode(out, a.Value)
-			out = append(out, '"')
-		} else {
-			out = appendJSONField(out, false, "StringValue", string(a.Value))
-		}
-		out = append(out, '}')
-	}
-	return append(out, '}')
+	return pairs
 }
 
 type deleteMessageRequest struct {
@@ -220,25 +213,21 @@ type deleteMessageRequest struct {
 	ReceiptHandle string
 }
 
-func (s *Server) deleteMessage(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req deleteMessageRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+func (s *Server) deleteMessage(ctx context.Context, req *deleteMessageRequest) (emptyResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
 	if req.ReceiptHandle == "" {
-		return out, newError(kindMissingParameter, "The request must contain the parameter ReceiptHandle.")
+		return emptyResult{}, newError(kindMissingParameter, "The request must contain the parameter ReceiptHandle.")
 	}
 	span := s.startDelete(ctx, name, 1)
 	defer span.End()
 	if err := q.Delete(ctx, req.ReceiptHandle); err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		return out, fromQueueError(err, name)
+		return emptyResult{}, fromQueueError(err, name)
 	}
-	return append(out, "{}"...), nil
+	return emptyResult{}, nil
 }
 
 type batchEntry struct {
@@ -252,10 +241,18 @@ type batchRequest struct {
 	Entries  []batchEntry
 }
 
+// batchResult is the result of DeleteMessageBatch and
+// ChangeMessageVisibilityBatch: each entry's id and its error, nil for
+// success. Entries fail independently.
+type batchResult struct {
+	ids  []string
+	errs []*apiError
+}
+
 // deleteMessageBatch deletes with one engine call, so the batch shares one
 // journal commit (one fsync under the "always" policy) instead of ten.
-func (s *Server) deleteMessageBatch(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
+func (s *Server) deleteMessageBatch(ctx context.Context, req *batchRequest) (*batchResult, *apiError) {
+	return s.runBatch(req, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
 		errs := make([]*apiError, len(entries))
 		handles := make([]string, 0, len(entries))
 		index := make([]int, 0, len(entries)) // handles[k] is entries[index[k]]
@@ -286,8 +283,8 @@ func (s *Server) deleteMessageBatch(ctx context.Context, body, out []byte) ([]by
 
 // changeMessageVisibilityBatch changes entries in turn: a receipt handle may
 // appear twice in one batch, and the later entry must win, as in SQS.
-func (s *Server) changeMessageVisibilityBatch(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	return s.runBatch(ctx, body, out, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
+func (s *Server) changeMessageVisibilityBatch(ctx context.Context, req *batchRequest) (*batchResult, *apiError) {
+	return s.runBatch(req, func(q *queue.Queue, name string, entries []batchEntry) []*apiError {
 		errs := make([]*apiError, len(entries))
 		for i := range entries {
 			errs[i] = changeVisibility(ctx, q, name, &entries[i])
@@ -298,60 +295,35 @@ func (s *Server) changeMessageVisibilityBatch(ctx context.Context, body, out []b
 
 // runBatch checks a DeleteMessageBatch or ChangeMessageVisibilityBatch
 // request as a whole, runs op on its entries, and reports each entry's
-// outcome; entries fail independently.
-func (s *Server) runBatch(ctx context.Context, body, out []byte, op func(*queue.Queue, string, []batchEntry) []*apiError) ([]byte, *apiError) {
-	var req batchRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+// outcome.
+func (s *Server) runBatch(req *batchRequest, op func(*queue.Queue, string, []batchEntry) []*apiError) (*batchResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
-	ids := make([]string, len(req.Entries))
+	r := &batchResult{ids: make([]string, len(req.Entries))}
 	for i := range req.Entries {
-		ids[i] = req.Entries[i].Id
+		r.ids[i] = req.Entries[i].Id
 	}
-	if apiErr := checkBatchIDs(ids); apiErr != nil {
-		return out, apiErr
+	if apiErr := checkBatchIDs(r.ids); apiErr != nil {
+		return nil, apiErr
 	}
-	errs := op(q, name, req.Entries)
-	var failed []batchFailure
-	out = append(out, `{"Successful":[`...)
-	first := true
-	for i := range req.Entries {
-		if errs[i] != nil {
-			failed = append(failed, batchFailure{ids[i], errs[i]})
-			continue
-		}
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, '{')
-		out = appendJSONField(out, true, "Id", ids[i])
-		out = append(out, '}')
-	}
-	out = append(out, ']')
-	return appendFailed(out, failed), nil
+	r.errs = op(q, name, req.Entries)
+	return r, nil
 }
 
-func (s *Server) changeMessageVisibility(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req struct {
-		QueueUrl string //nolint:revive // the wire name
-		batchEntry
-	}
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+// changeVisibilityRequest is ChangeMessageVisibility's input.
+type changeVisibilityRequest struct {
+	QueueUrl string //nolint:revive // the wire name
+	batchEntry
+}
+
+func (s *Server) changeMessageVisibility(ctx context.Context, req *changeVisibilityRequest) (emptyResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return emptyResult{}, apiErr
 	}
-	if apiErr := changeVisibility(ctx, q, name, &req.batchEntry); apiErr != nil {
-		return out, apiErr
-	}
-	return append(out, "{}"...), nil
+	return emptyResult{}, changeVisibility(ctx, q, name, &req.batchEntry)
 }
 
 func changeVisibility(ctx context.Context, q *queue.Queue, name string, e *batchEntry) *apiError {

@@ -3,7 +3,6 @@ package sqsapi
 import (
 	"context"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/queue"
@@ -195,50 +194,33 @@ func convertAttribute(name string, v *messageAttributeValue) (queue.Attribute, *
 	return a, nil
 }
 
-func (s *Server) sendMessage(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req sendEntry
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
-	}
+// sendResult is SendMessage's result.
+type sendResult struct {
+	prepared preparedSend
+	result   queue.SendResult
+}
+
+func (s *Server) sendMessage(ctx context.Context, req *sendEntry) (*sendResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	cfg := q.Config()
-	p, apiErr := prepareSend(&cfg, &req)
+	p, apiErr := prepareSend(&cfg, req)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
 	results, err := q.Send(ctx, []queue.SendInput{p.input})
 	if err != nil {
-		return out, fromQueueError(err, name)
+		return nil, fromQueueError(err, name)
 	}
 	if len(results) != 1 {
-		return out, newError(kindInternal, "queue returned %d results for 1 message", len(results))
+		return nil, newError(kindInternal, "queue returned %d results for 1 message", len(results))
 	}
 	if results[0].Err != nil {
-		return out, fromQueueError(results[0].Err, name)
+		return nil, fromQueueError(results[0].Err, name)
 	}
-	out = append(out, '{')
-	out = appendSendResult(out, &p, &results[0])
-	return append(out, '}'), nil
-}
-
-// appendSendResult appends the fields of a successful send, shared by
-// SendMessage's response and SendMessageBatch's Successful entries.
-func appendSendResult(out []byte, p *preparedSend, r *queue.SendResult) []byte {
-	out = appendJSONField(out, true, "MessageId", r.MessageID)
-	out = appendJSONField(out, false, "MD5OfMessageBody", p.md5Body)
-	if p.md5Attrs != "" {
-		out = appendJSONField(out, false, "MD5OfMessageAttributes", p.md5Attrs)
-	}
-	if p.md5SysAttrs != "" {
-		out = appendJSONField(out, false, "MD5OfMessageSystemAttributes", p.md5SysAttrs)
-	}
-	if r.SequenceNumber != "" {
-		out = appendJSONField(out, false, "SequenceNumber", r.SequenceNumber)
-	}
-	return out
+	return &sendResult{prepared: p, result: results[0]}, nil
 }
 
 type sendMessageBatchRequest struct {
@@ -252,92 +234,71 @@ type batchFailure struct {
 	err *apiError
 }
 
-func (s *Server) sendMessageBatch(ctx context.Context, body, out []byte) ([]byte, *apiError) {
-	var req sendMessageBatchRequest
-	if apiErr := decode(body, &req); apiErr != nil {
-		return out, apiErr
+// sendBatchResult is SendMessageBatch's result: the entries sent, in the
+// order of the request, and the entries that failed.
+type sendBatchResult struct {
+	ids      []string       // of every entry of the request
+	index    []int          // prepared[k] is entry index[k]
+	prepared []preparedSend // the entries handed to the engine
+	results  []queue.SendResult
+	failed   []batchFailure
+}
+
+// each calls f for each successful entry with its id.
+func (r *sendBatchResult) each(f func(id string, p *preparedSend, res *queue.SendResult)) {
+	for k := range r.results {
+		if r.results[k].Err == nil {
+			f(r.ids[r.index[k]], &r.prepared[k], &r.results[k])
+		}
 	}
+}
+
+func (s *Server) sendMessageBatch(ctx context.Context, req *sendMessageBatchRequest) (*sendBatchResult, *apiError) {
 	q, name, apiErr := s.lookup(req.QueueUrl)
 	if apiErr != nil {
-		return out, apiErr
+		return nil, apiErr
 	}
-	ids := make([]string, len(req.Entries))
+	r := &sendBatchResult{ids: make([]string, len(req.Entries))}
 	for i := range req.Entries {
-		ids[i] = req.Entries[i].Id
+		r.ids[i] = req.Entries[i].Id
 	}
-	if apiErr := checkBatchIDs(ids); apiErr != nil {
-		return out, apiErr
+	if apiErr := checkBatchIDs(r.ids); apiErr != nil {
+		return nil, apiErr
 	}
 	cfg := q.Config()
-	prepared := make([]preparedSend, 0, len(req.Entries))
+	r.prepared = make([]preparedSend, 0, len(req.Entries))
 	inputs := make([]queue.SendInput, 0, len(req.Entries))
-	index := make([]int, 0, len(req.Entries)) // prepared[k] is entry index[k]
-	var failed []batchFailure
+	r.index = make([]int, 0, len(req.Entries))
 	total := 0
 	for i := range req.Entries {
 		p, apiErr := prepareSend(&cfg, &req.Entries[i])
 		if apiErr != nil {
-			failed = append(failed, batchFailure{ids[i], apiErr})
+			r.failed = append(r.failed, batchFailure{r.ids[i], apiErr})
 			continue
 		}
 		total += p.payloadBytes
-		prepared = append(prepared, p)
+		r.prepared = append(r.prepared, p)
 		inputs = append(inputs, p.input)
-		index = append(index, i)
+		r.index = append(r.index, i)
 	}
 	if total > maxBatchPayload {
-		return out, newError(kindBatchTooLong, "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", maxBatchPayload, total)
+		return nil, newError(kindBatchTooLong, "Batch requests cannot be longer than %d bytes. You have sent %d bytes.", maxBatchPayload, total)
 	}
-	var results []queue.SendResult
 	if len(inputs) > 0 {
 		var err error
-		if results, err = q.Send(ctx, inputs); err != nil {
-			return out, fromQueueError(err, name)
+		if r.results, err = q.Send(ctx, inputs); err != nil {
+			return nil, fromQueueError(err, name)
 		}
-		if len(results) != len(inputs) {
-			return out, newError(kindInternal, "queue returned %d results for %d messages", len(results), len(inputs))
+		if len(r.results) != len(inputs) {
+			return nil, newError(kindInternal, "queue returned %d results for %d messages", len(r.results), len(inputs))
 		}
 	}
-	out = append(out, `{"Successful":[`...)
-	first := true
-	for k := range results {
-		if results[k].Err != nil {
-			failed = append(failed, batchFailure{ids[index[k]], fromQueueError(results[k].Err, name)})
-			continue
+	for k := range r.results {
+		if r.results[k].Err != nil {
+			r.failed = append(r.failed, batchFailure{r.ids[r.index[k]], fromQueueError(r.results[k].Err, name)})
 		}
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, '{')
-		out = appendJSONField(out, true, "Id", ids[index[k]])
-		out = append(out, ',')
-		out = appendSendResult(out, &prepared[k], &results[k])
-		out = append(out, '}')
 	}
-	out = append(out, ']')
-	return appendFailed(out, failed), nil
-}
-
-// appendFailed appends ,"Failed":[...] and closes the response object.
-// Every per-entry failure here is the sender's, as SQS reports validation
-// failures; engine faults are reported as InternalError with SenderFault
-// false.
-func appendFailed(out []byte, failed []batchFailure) []byte {
-	out = append(out, `,"Failed":[`...)
-	for i, f := range failed {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, '{')
-		out = appendJSONField(out, true, "Id", f.id)
-		out = append(out, `,"SenderFault":`...)
-		out = strconv.AppendBool(out, f.err.kind.sender)
-		out = appendJSONField(out, false, "Code", f.err.code())
-		out = appendJSONField(out, false, "Message", f.err.message)
-		out = append(out, '}')
-	}
-	return append(out, "]}"...)
+	return r, nil
 }
 
 // checkBatchIDs applies the batch-level rules of every *Batch action: 1 to

@@ -85,7 +85,9 @@ type Server struct {
 	tasks  moveTasks
 	wg     sync.WaitGroup
 
-	bufs sync.Pool // *[]byte request and response buffers
+	bufs   sync.Pool // *[]byte request and response buffers
+	counts requestCounts
+	ids    requestIDs // RequestId of query answers
 }
 
 // New returns a server over m. It starts no goroutines and does no I/O.
@@ -112,6 +114,7 @@ func New(m Manager, opts Options) *Server {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.tasks.byHandle = make(map[string]*moveTask)
+	s.ids.init()
 	return s
 }
 
@@ -132,34 +135,39 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// handler runs one action: it decodes body, acts, and returns the response
-// body appended to out.
-type handler func(s *Server, ctx context.Context, body []byte, out []byte) ([]byte, *apiError)
-
+// handlers is the action table of both protocols.
 var handlers = map[string]handler{
-	"CreateQueue":                  (*Server).createQueue,
-	"GetQueueUrl":                  (*Server).getQueueURL,
-	"ListQueues":                   (*Server).listQueues,
-	"GetQueueAttributes":           (*Server).getQueueAttributes,
-	"SetQueueAttributes":           (*Server).setQueueAttributes,
-	"DeleteQueue":                  (*Server).deleteQueue,
-	"PurgeQueue":                   (*Server).purgeQueue,
-	"SendMessage":                  (*Server).sendMessage,
-	"SendMessageBatch":             (*Server).sendMessageBatch,
-	"ReceiveMessage":               (*Server).receiveMessage,
-	"DeleteMessage":                (*Server).deleteMessage,
-	"DeleteMessageBatch":           (*Server).deleteMessageBatch,
-	"ChangeMessageVisibility":      (*Server).changeMessageVisibility,
-	"ChangeMessageVisibilityBatch": (*Server).changeMessageVisibilityBatch,
-	"ListDeadLetterSourceQueues":   (*Server).listDeadLetterSourceQueues,
-	"StartMessageMoveTask":         (*Server).startMessageMoveTask,
-	"ListMessageMoveTasks":         (*Server).listMessageMoveTasks,
-	"CancelMessageMoveTask":        (*Server).cancelMessageMoveTask,
+	"CreateQueue":                  act((*Server).createQueue),
+	"GetQueueUrl":                  act((*Server).getQueueURL),
+	"ListQueues":                   act((*Server).listQueues),
+	"GetQueueAttributes":           act((*Server).getQueueAttributes),
+	"SetQueueAttributes":           act((*Server).setQueueAttributes),
+	"DeleteQueue":                  act((*Server).deleteQueue),
+	"PurgeQueue":                   act((*Server).purgeQueue),
+	"SendMessage":                  act((*Server).sendMessage),
+	"SendMessageBatch":             act((*Server).sendMessageBatch),
+	"ReceiveMessage":               act((*Server).receiveMessage),
+	"DeleteMessage":                act((*Server).deleteMessage),
+	"DeleteMessageBatch":           act((*Server).deleteMessageBatch),
+	"ChangeMessageVisibility":      act((*Server).changeMessageVisibility),
+	"ChangeMessageVisibilityBatch": act((*Server).changeMessageVisibilityBatch),
+	"ListDeadLetterSourceQueues":   act((*Server).listDeadLetterSourceQueues),
+	"StartMessageMoveTask":         act((*Server).startMessageMoveTask),
+	"ListMessageMoveTasks":         act((*Server).listMessageMoveTasks),
+	"CancelMessageMoveTask":        act((*Server).cancelMessageMoveTask),
 }
 
-// ServeHTTP serves POST / with X-Amz-Target: AmazonSQS.<Action>. Long polls
-// end early when the client disconnects (r.Context is cancelled).
+// ServeHTTP serves both protocols on one listener: JSON 1.0 (POST / with
+// X-Amz-Target: AmazonSQS.<Action>) and query (Action=<Action> in a form
+// body or a GET query string; see isQueryRequest). Long polls end early when
+// the client disconnects (r.Context is cancelled).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isQueryRequest(r) {
+		s.counts.add(ProtocolQuery)
+		s.serveQuery(w, r)
+		return
+	}
+	s.counts.add(ProtocolJSON)
 	if r.Method != http.MethodPost {
 		writeError(w, newError(kindMethodNotAllowed, "Only POST is supported."))
 		return
@@ -185,28 +193,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	outp := s.getBuf()
 	defer s.putBuf(outp)
-	out, apiErr := h(s, s.withRequestTrace(r.Context(), r), body, (*outp)[:0])
+	out, apiErr := h(s, s.withRequestTrace(r.Context(), r), jsonCodec{}, action, request{body: body}, (*outp)[:0])
 	*bufp = body[:0]
 	if apiErr != nil {
-		// A server fault (the engine failed) needs a human; a client's
-		// mistake is routine and only worth a debug line.
-		level := slog.LevelDebug
-		if apiErr.kind.status >= http.StatusInternalServerError {
-			level = slog.LevelError
-		}
-		if s.log.Enabled(r.Context(), level) {
-			s.log.LogAttrs(r.Context(), level, "sqs request failed", slog.String("action", action), slog.String("error", apiErr.Error()))
-		}
+		s.logFailure(r.Context(), action, apiErr)
 		writeError(w, apiErr)
 		return
 	}
 	*outp = out[:0]
+	s.writeAnswer(w, jsonCodec{}, out)
+}
+
+// writeAnswer writes a successful answer. The whole body is at hand: a
+// Content-Length spares both sides chunked encoding for answers past
+// net/http's 2 KiB buffer.
+func (s *Server) writeAnswer(w http.ResponseWriter, c codec, out []byte) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", contentType)
-	// The whole body is at hand: a Content-Length spares both sides
-	// chunked encoding for answers past net/http's 2 KiB buffer.
+	c.writeHeader(hdr)
 	hdr.Set("Content-Length", strconv.Itoa(len(out)))
 	_, _ = w.Write(out) // the client went away; nothing to report to
+}
+
+// logFailure logs a failed action. A server fault (the engine failed) needs
+// a human; a client's mistake is routine and only worth a debug line.
+func (s *Server) logFailure(ctx context.Context, action string, apiErr *apiError) {
+	level := slog.LevelDebug
+	if apiErr.kind.status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	if s.log.Enabled(ctx, level) {
+		s.log.LogAttrs(ctx, level, "sqs request failed", slog.String("action", action), slog.String("error", apiErr.Error()))
+	}
 }
 
 // putBuf returns a buffer to the pool unless a large request grew it: the
