@@ -118,3 +118,43 @@ func TestProducerStateExpires(t *testing.T) {
 		t.Fatalf("batch of an expired producer: %v, want ErrUnknownProducer", err)
 	}
 }
+
+// TestIdempotenceSurvivesCrash: an idempotent producer appends under
+// FsyncAlways, the file system crashes (unsynced bytes lost), and after
+// recovery a retry of the last acknowledged batch is recognised as a
+// duplicate (same offset, nothing appended) and the next sequence is
+// accepted at the recovered end.
+func TestIdempotenceSurvivesCrash(t *testing.T) {
+	t.Parallel()
+	for _, crash := range []vfs.CrashOptions{{}, {UnsyncedDataPercent: 60, Seed: 5}, {KeepAllUnsynced: true}} {
+		fsys := vfs.NewMem()
+		opts := Options{Dir: "/d", FS: fsys, SegmentBytes: 3000}
+		l := openLog(t, opts)
+		mustCreate(t, l, "t", 1)
+		batch := func(seq int32) []byte {
+			return clientBatch(t, makeEvents(fmt.Sprint(seq), 2, 60), compression.Zstd, producerFields{id: 99, epoch: 3, sequence: seq})
+		}
+		var lastBase int64
+		var seq int32
+		for ; seq < 40; seq += 2 {
+			base, err := l.AppendBatches(ctxT(t), "t", 0, batch(seq))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lastBase = base
+		}
+		clone := fsys.CrashClone(crash)
+		opts.FS = clone
+		l2 := openLog(t, opts)
+		if got, err := l2.AppendBatches(ctxT(t), "t", 0, batch(seq-2)); err != nil || got != lastBase {
+			t.Fatalf("%+v: retry of the last acknowledged batch: %d, %v; want duplicate at %d", crash, got, err, lastBase)
+		}
+		_, end, _ := l2.Offsets("t", 0)
+		if end != lastBase+2 {
+			t.Fatalf("%+v: end %d after the retry, want %d", crash, end, lastBase+2)
+		}
+		if got, err := l2.AppendBatches(ctxT(t), "t", 0, batch(seq)); err != nil || got != end {
+			t.Fatalf("%+v: next sequence: %d, %v; want %d", crash, got, err, end)
+		}
+	}
+}
