@@ -348,3 +348,32 @@ func TestMalformedFramesCloseTheConnection(t *testing.T) {
 		t.Fatalf("a fresh connection is not served: %v", err)
 	}
 }
+
+// TestMaxConnections: past the limit a connection is closed at once; when
+// one leaves, a new one is served.
+func TestMaxConnections(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", func(o *Options) { o.MaxConnections = 2 })
+	first, second := dialRaw(t, ts.addr), dialRaw(t, ts.addr)
+	for _, rc := range []*rawConn{first, second} {
+		if _, err := rc.roundTrip(18, 0, 1, nil); err != nil {
+			t.Fatalf("within the limit: %v", err)
+		}
+	}
+	third := dialRaw(t, ts.addr)
+	if _, err := third.roundTrip(18, 0, 1, nil); err == nil {
+		t.Fatal("a third connection was served")
+	}
+	first.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rc := dialRaw(t, ts.addr)
+		if _, err := rc.roundTrip(18, 0, 1, nil); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection served after one left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -62,6 +62,9 @@ type Options struct {
 	// MaxInFlight bounds the requests of one connection decoded but not yet
 	// answered; default 16.
 	MaxInFlight int
+	// MaxConnections bounds open client connections; one more is closed at
+	// once (logged). Default 4096.
+	MaxConnections int
 	// MaxWait bounds a Fetch long poll, whatever the client asks; default 30s.
 	MaxWait time.Duration
 	// SessionTimeoutMax bounds a group member's session timeout; default 5m.
@@ -78,6 +81,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 16
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 4096
 	}
 	if o.MaxWait == 0 {
 		o.MaxWait = 30 * time.Second
@@ -98,7 +104,7 @@ func (o *Options) validate() error {
 	if o.Log == nil {
 		errs = append(errs, errors.New("kafkaapi: Options.Log is required"))
 	}
-	if o.DefaultPartitions < 0 || o.MaxRequestBytes < 0 || o.MaxInFlight < 0 || o.MaxWait < 0 {
+	if o.DefaultPartitions < 0 || o.MaxRequestBytes < 0 || o.MaxInFlight < 0 || o.MaxWait < 0 || o.MaxConnections < 0 {
 		errs = append(errs, errors.New("kafkaapi: sizes and durations must not be negative"))
 	}
 	for _, c := range o.Credentials {
@@ -179,7 +185,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			nc = tls.Server(nc, s.opts.TLS)
 		}
 		c := newConn(s, nc)
-		if !s.track(c) {
+		tracked, full := s.track(c)
+		if full {
+			s.logger.Warn("Kafka connection refused: too many connections", "remote", nc.RemoteAddr().String(), "max", s.opts.MaxConnections)
+			_ = nc.Close()
+			continue
+		}
+		if !tracked {
 			_ = nc.Close()
 			break
 		}
@@ -238,14 +250,18 @@ func (s *Server) advertised() (string, int32) {
 	return s.host, s.port
 }
 
-func (s *Server) track(c *conn) bool {
+// track adds c to the open connections; full reports the limit reached.
+func (s *Server) track(c *conn) (tracked, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return false, false
+	}
+	if len(s.conns) >= s.opts.MaxConnections {
+		return false, true
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (s *Server) untrack(c *conn) {
