@@ -16,7 +16,7 @@ const orderJSON = `{"order_id":"o-1","region":"eu","customer":{"email":"a@b.c","
 
 func orderEv() *event.Event {
 	return &event.Event{Topic: "orders", Partition: 2, Offset: 7, Key: []byte("o-1"), Value: []byte(orderJSON),
-		Headers: []event.Header{{Key: "tenant", Value: []byte("acme")}, {Key: "x-trace", Value: []byte("1")}, {Key: "tenant", Value: []byte("acme2")}},
+		Headers:   []event.Header{{Key: "tenant", Value: []byte("acme")}, {Key: "x-trace", Value: []byte("1")}, {Key: "tenant", Value: []byte("acme2")}},
 		Timestamp: time.Unix(1700000000, 0), Source: "http"}
 }
 
