@@ -42,6 +42,44 @@ func fillTopic(b *testing.B, l *commitlog.Log, topic string, n int) {
 // selected events to another topic (fsync interval), end to end through
 // the log, with checkpoints. It reports input events handled per second.
 func BenchmarkPipelineTopicToTopic(b *testing.B) {
+	filter, err := rules.Compile(benchFilter, rules.Bool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPipeline(b, filter, nil)
+}
+
+const (
+	benchFilter = `body.type == "order.created" && body.amount >= 100 && body.region in ["eu", "us"]`
+	// benchTransform removes two fields and adds one computed from the body
+	// (issue 12's figure).
+	benchTransform = `merge(omit(body, "customer", "items"), {"amount_cents": body.amount * 100})`
+)
+
+// BenchmarkPipelineTransform is BenchmarkPipelineTopicToTopic with a
+// transform (issue 12): "copy-all" sends every event unchanged, the
+// baseline of "transform-all", which rewrites every event's value;
+// "filter-transform" adds the transform to the filter of
+// BenchmarkPipelineTopicToTopic. Compare them in one run.
+func BenchmarkPipelineTransform(b *testing.B) {
+	filter, err := rules.Compile(benchFilter, rules.Bool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	value, err := rules.Compile(benchTransform, rules.Value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &rules.Transform{Step: "pipeline", Value: value}
+	b.Run("copy-all", func(b *testing.B) { benchPipeline(b, nil, nil) })
+	b.Run("transform-all", func(b *testing.B) { benchPipeline(b, nil, tr) })
+	b.Run("filter-only", func(b *testing.B) { benchPipeline(b, filter, nil) })
+	b.Run("filter-transform", func(b *testing.B) { benchPipeline(b, filter, tr) })
+}
+
+// benchPipeline runs topic → (filter) → (transform) → topic over 300,000
+// orders on 4 partitions and reports input events handled per second.
+func benchPipeline(b *testing.B, filter *rules.Program, tr *rules.Transform) {
 	const events = 300_000
 	const partitions = 4
 	dir := b.TempDir()
@@ -56,10 +94,6 @@ func BenchmarkPipelineTopicToTopic(b *testing.B) {
 		}
 	}
 	fillTopic(b, l, "in", events)
-	filter, err := rules.Compile(`body.type == "order.created" && body.amount >= 100 && body.region in ["eu", "us"]`, rules.Bool)
-	if err != nil {
-		b.Fatal(err)
-	}
 	bb := Embedded(l)
 	run := 0
 	b.ResetTimer()
@@ -67,7 +101,7 @@ func BenchmarkPipelineTopicToTopic(b *testing.B) {
 	for b.Loop() {
 		run++
 		r := &route{pipeline: "bench", name: fmt.Sprintf("copy-%d", run), topic: "in", start: "earliest",
-			filter: filter, sink: &topicSink{backbone: bb, topic: "out"}, onError: OnErrorDrop,
+			filter: filter, transform: tr, sink: &topicSink{backbone: bb, topic: "out"}, onError: OnErrorDrop,
 			retry: RetryPolicy{}.withDefaults(), batchSize: 1024, maxBytes: 8 << 20}
 		e := newEngine(bb, Options{Logger: slog.New(slog.DiscardHandler)})
 		if err := e.addPipeline("bench", "in", []*route{r}); err != nil {
@@ -85,6 +119,9 @@ func BenchmarkPipelineTopicToTopic(b *testing.B) {
 		}
 		if got := r.stats.sent.Load(); got == 0 {
 			b.Fatal("nothing passed the filter")
+		}
+		if n := r.stats.ruleErrors.Load() + r.stats.dropped.Load(); n != 0 {
+			b.Fatalf("%d events failed", n)
 		}
 	}
 	elapsed := time.Since(start)

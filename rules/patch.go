@@ -43,54 +43,60 @@ const (
 
 type patchOp struct {
 	kind int
-	keys []string   // omit, pick
-	args []*Program // merge: the maps merged in, in order
-	// order[i] is the key order of args[i] when it is a map literal with
-	// constant keys; nil means sorted.
-	order [][]string
+	keys []string // omit, pick
+	// merge: the arguments merged in, in order. A map literal with
+	// constant keys is kept as its fields (no map is built at run time);
+	// any other argument is a program yielding a map.
+	args []mergeArg
+}
+
+type mergeArg struct {
+	fields []mergeField // a map literal with constant keys
+	prog   *Program     // otherwise: yields a map (its keys are merged sorted)
+}
+
+type mergeField struct {
+	key  string
+	prog *Program
 }
 
 type patchPlan struct{ ops []patchOp }
 
-// member is one top-level member of the patched object: a source member
-// (raw key and value bytes) or one a merge added or replaced.
-type member struct {
-	key   []byte // source: raw key between the quotes
-	added string // key of an added member
-	raw   []byte // source value bytes; nil once replaced
-	val   any    // added or replacing value
-	isNew bool   // key is in added
-	dead  bool
+// srcMember is a top-level member of the source object, as offsets into
+// it (no pointers: the scan writes one per member of every event, and
+// pointer-free structs cost no GC write barriers).
+type srcMember struct {
+	keyStart, keyEnd, valStart, valEnd int32
+	dead                               bool
+	repl                               int32 // 1 + index in patchState.vals of a value replacing it; 0 = none
 }
 
-func (m *member) is(k string) bool {
-	if m.isNew {
-		return m.added == k
-	}
-	return string(m.key) == k
+// addMember is a member a merge added.
+type addMember struct {
+	key  string
+	val  any
+	dead bool
 }
 
-func (m *member) in(keys []string) bool {
-	for _, k := range keys {
-		if m.is(k) {
+// patchState is per-Env scratch, reused across events.
+type patchState struct {
+	data []byte // the source being patched
+	src  []srcMember
+	add  []addMember
+	vals []any
+	keys []string
+}
+
+func (ps *patchState) key(m *srcMember) []byte { return ps.data[m.keyStart:m.keyEnd] }
+
+func inKeys(k []byte, keys []string) bool {
+	for _, x := range keys {
+		if string(k) == x {
 			return true
 		}
 	}
 	return false
 }
-
-// liveIndex is the index of the live member named k, or -1.
-func liveIndex(ms []member, k string) int {
-	for j := range ms {
-		if !ms[j].dead && ms[j].is(k) {
-			return j
-		}
-	}
-	return -1
-}
-
-// patchState is per-Env scratch, reused across events.
-type patchState struct{ members []member }
 
 // planPatch recognises a patchable value rule and compiles its merge
 // arguments; nil when src does not have the shape.
@@ -107,16 +113,37 @@ func planPatch(src string, extra names, uuidBase int) (*patchPlan, error) {
 	plan := &patchPlan{}
 	extra.noPatch = true
 	next := uuidBase
+	// Sub-programs are compiled in the order the whole rule's walk meets
+	// their uuid() sites (inner calls first, arguments and map pairs left
+	// to right), so both paths number the sites alike.
+	compileSub := func(n ast.Node) (*Program, error) {
+		sub := &Program{src: src, kind: Value, uuidBase: next}
+		if err := sub.compileTree(&parser.Tree{Node: n, Source: tree.Source}, extra, nil); err != nil {
+			return nil, err
+		}
+		next += sub.uuidSites
+		return sub, nil
+	}
 	for _, s := range shape {
 		op := patchOp{kind: s.kind, keys: s.keys}
 		for _, arg := range s.args {
-			sub := &Program{src: src, kind: Value, uuidBase: next}
-			if err := sub.compileTree(&parser.Tree{Node: arg, Source: tree.Source}, extra, nil); err != nil {
-				return nil, err
+			var ma mergeArg
+			if keys := literalKeys(arg); keys != nil {
+				for i, pair := range arg.(*ast.MapNode).Pairs {
+					prog, err := compileSub(pair.(*ast.PairNode).Value)
+					if err != nil {
+						return nil, err
+					}
+					ma.fields = append(ma.fields, mergeField{key: keys[i], prog: prog})
+				}
+			} else {
+				prog, err := compileSub(arg)
+				if err != nil {
+					return nil, err
+				}
+				ma.prog = prog
 			}
-			next += sub.uuidSites
-			op.args = append(op.args, sub)
-			op.order = append(op.order, literalKeys(arg))
+			op.args = append(op.args, ma)
 		}
 		plan.ops = append(plan.ops, op)
 	}
@@ -195,102 +222,173 @@ func literalKeys(n ast.Node) []string {
 // merge argument is unusual: the caller then runs the general path, which
 // also produces the right error. err is only set with ok.
 func (pp *patchPlan) apply(env *Env, dst []byte) (out []byte, ok bool, err error) {
-	ms, ok := scanMembers(env.ev.Value, env.patch.members[:0])
-	env.patch.members = ms
-	if !ok {
+	ps := &env.patch
+	ps.data = env.ev.Value
+	clear(ps.add)
+	clear(ps.vals)
+	ps.add, ps.vals = ps.add[:0], ps.vals[:0]
+	if ps.src, ok = scanMembers(ps.data, ps.src[:0]); !ok {
 		return dst, false, nil
 	}
 	for _, op := range pp.ops {
 		switch op.kind {
-		case opOmit:
-			for i := range ms {
-				if !ms[i].dead && slices.ContainsFunc(op.keys, ms[i].is) {
-					ms[i].dead = true
+		case opOmit, opPick:
+			drop := op.kind == opOmit
+			for i := range ps.src {
+				m := &ps.src[i]
+				if !m.dead && inKeys(ps.key(m), op.keys) == drop {
+					m.dead = true
 				}
 			}
-		case opPick:
-			for i := range ms {
-				if !ms[i].dead && !slices.ContainsFunc(op.keys, ms[i].is) {
-					ms[i].dead = true
+			for i := range ps.add {
+				m := &ps.add[i]
+				if !m.dead && slices.Contains(op.keys, m.key) == drop {
+					m.dead = true
 				}
 			}
 		case opMerge:
-			if ms, ok = pp.merge(env, op, ms); !ok {
-				env.patch.members = ms
+			if !pp.merge(env, op) {
 				return dst, false, nil
 			}
 		}
 	}
-	env.patch.members = ms
 	out = append(dst, '{')
-	first := true
-	for i := range ms {
-		m := &ms[i]
+	for i := range ps.src {
+		m := &ps.src[i]
 		if m.dead {
 			continue
 		}
-		if !first {
+		if len(out) > len(dst)+1 {
 			out = append(out, ',')
 		}
-		first = false
-		if m.isNew {
-			out = appendString(out, m.added)
-		} else {
-			out = append(out, '"')
-			out = append(out, m.key...)
-			out = append(out, '"')
-		}
+		out = append(out, ps.data[m.keyStart-1:m.keyEnd+1]...) // with its quotes
 		out = append(out, ':')
-		if m.raw != nil {
-			out = append(out, m.raw...)
-		} else if out, err = appendJSON(out, m.val); err != nil {
+		if m.repl == 0 {
+			out = append(out, ps.data[m.valStart:m.valEnd]...)
+		} else if out, err = appendJSON(out, ps.vals[m.repl-1]); err != nil {
+			return dst, false, nil
+		}
+	}
+	for i := range ps.add {
+		m := &ps.add[i]
+		if m.dead {
+			continue
+		}
+		if len(out) > len(dst)+1 {
+			out = append(out, ',')
+		}
+		out = appendString(out, m.key)
+		out = append(out, ':')
+		if out, err = appendJSON(out, m.val); err != nil {
 			return dst, false, nil
 		}
 	}
 	return append(out, '}'), true, nil
 }
 
-// merge evaluates op's maps and sets their keys on ms.
-func (pp *patchPlan) merge(env *Env, op patchOp, ms []member) ([]member, bool) {
-	var sorted []string
-	for i, arg := range op.args {
-		v, err := arg.run(env)
-		if err != nil {
-			return ms, false
+// merge evaluates op's arguments and sets their keys.
+func (pp *patchPlan) merge(env *Env, op patchOp) bool {
+	ps := &env.patch
+	for _, arg := range op.args {
+		if arg.prog == nil {
+			for _, f := range arg.fields {
+				v, ok := runPrefilled(env, f.prog)
+				if !ok || !ps.set(f.key, v) {
+					return false
+				}
+			}
+			continue
+		}
+		v, ok := runPrefilled(env, arg.prog)
+		if !ok {
+			return false
 		}
 		m, err := asMap("", v)
 		if err != nil {
-			return ms, false
+			return false
 		}
-		keys := op.order[i]
-		if keys == nil {
-			sorted = sorted[:0]
-			for k := range m {
-				sorted = append(sorted, k)
-			}
-			slices.Sort(sorted)
-			keys = sorted
+		sorted := ps.keys[:0]
+		for k := range m {
+			sorted = append(sorted, k)
 		}
-		for _, k := range keys {
-			val := m[k]
-			if j := liveIndex(ms, k); j >= 0 {
-				ms[j].raw, ms[j].val = nil, val
-				continue
+		slices.Sort(sorted)
+		ps.keys = sorted
+		for _, k := range sorted {
+			if !ps.set(k, m[k]) {
+				return false
 			}
-			if len(ms) >= maxPatchMembers {
-				return ms, false
-			}
-			ms = append(ms, member{added: k, isNew: true, val: val})
 		}
 	}
-	return ms, true
+	return true
+}
+
+// set replaces the live member k's value in place, or adds k.
+func (ps *patchState) set(k string, v any) bool {
+	for i := range ps.src {
+		m := &ps.src[i]
+		if !m.dead && string(ps.key(m)) == k {
+			ps.vals = append(ps.vals, v)
+			m.repl = int32(len(ps.vals))
+			return true
+		}
+	}
+	for i := range ps.add {
+		if m := &ps.add[i]; !m.dead && m.key == k {
+			m.val = v
+			return true
+		}
+	}
+	if len(ps.src)+len(ps.add) >= maxPatchMembers {
+		return false
+	}
+	ps.add = append(ps.add, addMember{key: k, val: v})
+	return true
+}
+
+// runPrefilled runs a merge argument. Its body paths are read from the
+// members already scanned (the source's, which the merge arguments see as
+// body), so the body is not scanned a second time.
+func runPrefilled(env *Env, p *Program) (any, bool) {
+	if len(p.paths.paths) > 0 && !p.fullBody && env.bodyGen != env.gen {
+		if cap(env.pathVals) < len(p.paths.paths) {
+			env.pathVals = make([]any, len(p.paths.paths))
+		}
+		env.pathVals = env.pathVals[:len(p.paths.paths)]
+		for i, path := range p.paths.paths {
+			env.pathVals[i] = env.patch.path(path, &env.intern)
+		}
+		env.pathGen, env.pathProg = env.gen, p
+	}
+	v, err := p.run(env)
+	return v, err == nil
+}
+
+// path decodes the value at path from the scanned source members (dead
+// ones included: the arguments read the body as it came in).
+func (ps *patchState) path(path []string, intern *internTable) any {
+	for i := range ps.src {
+		m := &ps.src[i]
+		if string(ps.key(m)) != path[0] {
+			continue
+		}
+		raw := ps.data[m.valStart:m.valEnd]
+		s := jscan{data: raw, intern: intern}
+		var v any
+		if len(path) == 1 && raw[0] == '"' {
+			v, _ = s.internedString()
+		} else {
+			v, _ = s.value()
+		}
+		return walkPath(v, path[1:])
+	}
+	return nil
 }
 
 // scanMembers validates data as one JSON object and lists its top-level
 // members. ok is false when data is not a JSON object (or not valid JSON),
 // has more than maxPatchMembers members, or a key that is escaped,
 // invalid UTF-8, or repeated: the general path handles those.
-func scanMembers(data []byte, ms []member) ([]member, bool) {
+func scanMembers(data []byte, ms []srcMember) ([]srcMember, bool) {
 	s := jscan{data: data}
 	s.ws()
 	if s.i >= len(data) || data[s.i] != '{' {
@@ -301,44 +399,45 @@ func scanMembers(data []byte, ms []member) ([]member, bool) {
 	s.ws()
 	if s.i < len(data) && data[s.i] == '}' {
 		s.i++
-	} else {
-		for {
-			raw, esc, high, end, ok := jsonstr.Scan(data, s.i)
-			if !ok || esc || (high && !utf8.Valid(raw)) || len(ms) >= maxPatchMembers {
-				return ms, false
-			}
-			s.i = end
-			s.ws()
-			if s.i >= len(data) || data[s.i] != ':' {
-				return ms, false
-			}
-			s.i++
-			s.ws()
-			start := s.i
-			if !s.skip() {
-				return ms, false
-			}
-			for j := range ms {
-				if string(ms[j].key) == string(raw) {
-					return ms, false
-				}
-			}
-			ms = append(ms, member{key: raw, raw: data[start:s.i]})
-			s.ws()
-			if s.i >= len(data) {
-				return ms, false
-			}
-			if data[s.i] == '}' {
-				s.i++
-				break
-			}
-			if data[s.i] != ',' {
-				return ms, false
-			}
-			s.i++
-			s.ws()
-		}
+		s.ws()
+		return ms, s.i == len(data)
 	}
-	s.ws()
-	return ms, s.i == len(data)
+	for {
+		keyStart := s.i + 1
+		raw, esc, high, end, ok := jsonstr.Scan(data, s.i)
+		if !ok || esc || (high && !utf8.Valid(raw)) || len(ms) >= maxPatchMembers {
+			return ms, false
+		}
+		for j := range ms {
+			if string(data[ms[j].keyStart:ms[j].keyEnd]) == string(raw) {
+				return ms, false
+			}
+		}
+		s.i = end
+		s.ws()
+		if s.i >= len(data) || data[s.i] != ':' {
+			return ms, false
+		}
+		s.i++
+		s.ws()
+		valStart := s.i
+		if !s.skip() {
+			return ms, false
+		}
+		ms = append(ms, srcMember{keyStart: int32(keyStart), keyEnd: int32(end - 1), valStart: int32(valStart), valEnd: int32(s.i)})
+		s.ws()
+		if s.i >= len(data) {
+			return ms, false
+		}
+		if data[s.i] == '}' {
+			s.i++
+			s.ws()
+			return ms, s.i == len(data)
+		}
+		if data[s.i] != ',' {
+			return ms, false
+		}
+		s.i++
+		s.ws()
+	}
 }
