@@ -317,7 +317,7 @@ func diffOutputs(diff *strings.Builder, route string, want []outputExpect, got R
 		fmt.Fprintf(diff, "    outputs of route %s:\n      expected: %d events\n      got:      %d events\n", route, len(want), len(got.Events))
 	}
 	for i := range min(len(want), len(got.Events)) {
-		w, ev, what := &want[i], &got.Events[i], outputName(route, i, len(want))
+		w, ev, what := &want[i], &got.Events[i], outputName(route, i, max(len(want), len(got.Events)))
 		if msg := diffValue(&w.Value, ev.Value); msg != "" {
 			fmt.Fprintf(diff, "    value of %s:\n%s", what, msg)
 		}
