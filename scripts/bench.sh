@@ -10,9 +10,13 @@ export FAUXQS_DIR="${FAUXQS_DIR:-$(pwd)/.tools/fauxqs}"
 run() { echo "## $*" >&2; go test -run '^$' -count "$count" "$@" | grep -E '^(Benchmark|ok|FAIL)' ; }
 
 run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-broker/commitlog/
-(cd bench && go test -run '^$' -count "$count" -bench . -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+(cd bench && go test -run '^$' -count "$count" -bench 'Batch100|Concurrent64' -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+# Transforms beside Benthos's mapping processor (issue 12): the step alone,
+# then whole pipelines (300,000 events per iteration).
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformProcessor' -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformPipeline' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
-run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
+run -bench 'BenchmarkFilter|BenchmarkExtract|BenchmarkTransform' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
 run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/
