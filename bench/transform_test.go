@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ const (
 	bridgeTransform = `merge(omit(body, "customer", "items"), {"amount_cents": body.amount * 100})`
 	benthosMapping  = "root = this.without(\"customer\", \"items\")\nroot.amount_cents = this.amount * 100"
 	transformEvents = 300_000
+	// benthosProducers is the number of batches in flight into Benthos.
+	benthosProducers = 2
 )
 
 // orderValue is the ~200-byte order of engine's BenchmarkPipelineTopicToTopic.
@@ -74,6 +77,9 @@ func BenchmarkTransformProcessor(b *testing.B) {
 		start := time.Now()
 		for b.Loop() {
 			ev := &evs[n%len(evs)]
+			if n%len(evs) == 0 {
+				buf.Reset() // as the engine does per fetched batch
+			}
 			env.Reset(ev)
 			if out, err = tr.Apply(env, ev, out[:0], &buf); err != nil || len(out) != 1 {
 				b.Fatal(err)
@@ -225,14 +231,27 @@ func benchBenthosPipeline(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		runErr := make(chan error, 1)
 		go func() { runErr <- stream.Run(ctx) }()
-		for first := 0; first < transformEvents; first += 1024 {
-			batch := make(service.MessageBatch, 0, 1024)
-			for i := first; i < min(first+1024, transformEvents); i++ {
-				batch = append(batch, service.NewMessage(values[i]))
-			}
-			if err := produce(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
+		// A producer waits for its batch's acknowledgement, so several
+		// producers keep the stream's processing threads busy.
+		var wg sync.WaitGroup
+		var produceErr atomic.Pointer[error]
+		for p := range benthosProducers {
+			wg.Go(func() {
+				for first := p * 1024; first < transformEvents; first += benthosProducers * 1024 {
+					batch := make(service.MessageBatch, 0, 1024)
+					for i := first; i < min(first+1024, transformEvents); i++ {
+						batch = append(batch, service.NewMessage(values[i]))
+					}
+					if err := produce(ctx, batch); err != nil {
+						produceErr.Store(&err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := produceErr.Load(); err != nil {
+			b.Fatal(*err)
 		}
 		<-doneAll
 		if err := stream.Stop(context.Background()); err != nil {

@@ -120,9 +120,10 @@ type cursor struct {
 	params  []event.Params
 	outbuf  []event.Event
 	indexes []int // indexes[i]: the fetched event outbuf[i] came from
-	// Transforms write values into buf and their parts into parts (the
-	// pipeline transform's) and finals (the route transform's), reused per
-	// source event: outbuf keeps copies of the event structs.
+	// Transforms write values into buf (reset per fetched batch) and their
+	// parts into parts (the pipeline transform's) and finals (the route
+	// transform's), reused per source event: outbuf keeps copies of the
+	// event structs.
 	buf     rules.Buffer
 	parts   []event.Event
 	finals  []event.Event
@@ -250,6 +251,10 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 	r := c.r
 	r.stats.read.Add(int64(len(evs)))
 	c.resetOutputs()
+	// The previous batch's outputs were all acknowledged or handed to
+	// on_error: their transformed values may be overwritten (sinks copy
+	// what they keep after Send returns, as for the log's read buffers).
+	c.buf.Reset()
 	ctx := hard
 	if r.tracer != nil {
 		var span trace.Span

@@ -244,6 +244,9 @@ func BenchmarkTransform(b *testing.B) {
 			start := time.Now()
 			for b.Loop() {
 				ev := &evs[i%len(evs)]
+				if i%len(evs) == 0 {
+					buf.Reset() // as the engine does per fetched batch
+				}
 				env.Reset(ev)
 				var err error
 				if out, err = tc.tr.Apply(env, ev, out[:0], &buf); err != nil || len(out) == 0 {

@@ -51,12 +51,29 @@ type HeaderRule struct {
 }
 
 // Buffer holds the keys and values that transforms write. Bytes handed out
-// are never written again, so a sink may keep an event it was given; the
-// buffer only ever appends, starting a new chunk when one is full. It is not
-// safe for concurrent use.
-type Buffer struct{ b []byte }
+// stay unchanged until Reset: the buffer only appends, and when its chunk is
+// full it starts a bigger one (the slices already handed out keep the old
+// chunk alive). Reset rewinds to the start of the last chunk, which after a
+// few batches holds a whole batch, so a steady stream of transforms
+// allocates nothing. It is not safe for concurrent use.
+type Buffer struct {
+	b    []byte
+	used int // bytes handed out since Reset, over all chunks
+}
 
 const bufferChunk = 64 << 10
+
+// Reset makes the buffer reuse its memory: every value handed out before
+// may be overwritten by the next transforms. Call it only once those
+// values are no longer read (the engine: when a batch is handled). When
+// the last batch needed more than one chunk, the next chunk is sized for
+// all of it.
+func (b *Buffer) Reset() {
+	if b.used > cap(b.b) {
+		b.b = make([]byte, 0, b.used+b.used/4)
+	}
+	b.b, b.used = b.b[:0], 0
+}
 
 // reserve makes room for about n more bytes and returns the start offset.
 func (b *Buffer) reserve(n int) int {
@@ -70,6 +87,7 @@ func (b *Buffer) reserve(n int) int {
 // appending to it cannot reach the next value) and keeps out as the chunk.
 func (b *Buffer) take(out []byte, start int) []byte {
 	b.b = out
+	b.used += len(out) - start
 	return out[start:len(out):len(out)]
 }
 

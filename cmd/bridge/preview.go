@@ -65,6 +65,7 @@ type previewOutput struct {
 // returns how many outputs it printed.
 func (pv *preview) show(w io.Writer, topic string, we wireEvent, output string) int {
 	ev := wireToEvent(topic, we)
+	pv.buf.Reset() // the previous event's outputs are printed
 	passed, outs, err := pipelines.Outputs(pv.p, pv.env, &ev, &pv.buf)
 	base := previewOutput{Partition: we.Partition, Offset: we.Offset}
 	switch {
