@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,4 +313,45 @@ func (s *paramSink) allParams() []event.Params {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]event.Params(nil), s.params...)
+}
+
+// TestRedriveRunsTheTransforms: a dead letter holds the original event, so
+// redriving it sends it through the route's transforms again: every part,
+// with the route's when applied to the parts.
+func TestRedriveRunsTheTransforms(t *testing.T) {
+	b := newMemBackbone(map[string]int{"in": 1, "dlq": 1})
+	us := &recSink{}
+	r := testRoute("us", us)
+	r.transform = mustTransform(t, "pipeline", "body.items", `merge(item, {"order": body.order})`, "")
+	r.when = mustCompile(t, `body.wh == "us"`, rules.Bool)
+	r.deadLetter = &topicSink{backbone: b, topic: "dlq"}
+	e := newEngine(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := e.addPipeline("p", "in", []*route{r}); err != nil {
+		t.Fatal(err)
+	}
+	orig := event.Event{Topic: "in", Offset: 3, Value: []byte(orderWithItems(3))} // 3 items: us, eu, us
+	dl := deadLetterEvent(&orig, r, event.Permanent(errors.New("split part 1: rejected")), 1)
+	if _, err := b.Append(context.Background(), "dlq", []event.Event{dl}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDeadLetters(e, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	res, err := d.Redrive(context.Background(), RedriveRequest{PerSecond: 1000})
+	if err != nil || res.Redriven != 1 {
+		t.Fatalf("redrive %+v, %v", res, err)
+	}
+	got := us.events()
+	if len(got) != 2 {
+		t.Fatalf("redrive sent %d parts, want the 2 us parts", len(got))
+	}
+	for i, want := range []string{"0", "2"} {
+		idx, _ := got[i].Header(rules.HeaderSplitIndex)
+		id, _ := got[i].Header(event.HeaderEventID)
+		if string(idx) != want || string(id) != "in/0/3" || decodePart(t, got[i]).Order != 3 {
+			t.Fatalf("part %d: %s index %s id %s", i, got[i].Value, idx, id)
+		}
+	}
 }
