@@ -170,6 +170,12 @@ func routeOutputs(p *Pipeline, r *Route, env *rules.Env, part *event.Event, buf 
 		}
 	}
 	for i := range finals {
+		// As the engine does: every output names its source event.
+		if _, ok := finals[i].Header(event.HeaderEventID); !ok {
+			hs := make([]event.Header, len(finals[i].Headers), len(finals[i].Headers)+1)
+			copy(hs, finals[i].Headers)
+			finals[i].Headers = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(finals[i].ID())})
+		}
 		env.View(&finals[i])
 		rd, err := r.To.Render(env, p.Name, r.Name)
 		if err != nil {
