@@ -114,13 +114,18 @@ func TestSplitRoutesPartsInOrder(t *testing.T) {
 	rAll.batchSize = 2 // outputs are sent in chunks: the parts of one event stay together
 	e := newTestEngine(t, b, rEU, rAll)
 	run := runEngine(t, e)
-	total := 0
+	total, totalEU := 0, 0
 	for i := range 200 {
 		total += i % 4
+		for j := range i % 4 {
+			if (i+j)%2 == 0 {
+				totalEU++
+			}
+		}
 	}
 	waitFor(t, 10*time.Second, func() error {
-		if n := len(all.events()); n != total {
-			return fmt.Errorf("%d of %d parts", n, total)
+		if n, m := len(all.events()), len(eu.events()); n != total || m != totalEU {
+			return fmt.Errorf("%d of %d parts, %d of %d eu parts", n, total, m, totalEU)
 		}
 		return nil
 	})
