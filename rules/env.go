@@ -39,10 +39,12 @@ type Env struct {
 	// The whole body, decoded once per event when some rule needs it whole.
 	bodyGen uint64
 	body    any
-	// Body paths of pathProg for the current event.
-	pathGen  uint64
-	pathProg *Program
-	pathVals []any
+	// Body paths read by recent programs for the current event: a
+	// transform runs several programs (split, value, key, ...) over one
+	// event, once per part, and each must scan the body once per event,
+	// not once per part.
+	paths    [pathCaches]pathCache
+	pathNext int
 	intern   internTable
 
 	failure Failure
@@ -70,6 +72,48 @@ type Env struct {
 
 	bodyDecodes int // full decodes, for tests of "at most once per event"
 	bodyScans   int // path scans, for tests
+}
+
+// pathCaches bounds the programs whose body paths are kept per event; a
+// route with a transform and target rules runs about that many.
+const pathCaches = 8
+
+// pathCache holds the body path values of prog for the event of gen.
+type pathCache struct {
+	prog *Program
+	gen  uint64
+	vals []any
+}
+
+// pathValues returns the cache of p's path values for the current event,
+// and whether it is already filled. When it is not, the caller fills vals
+// (len(vals) is p's path count) and the entry is valid from then on.
+func (e *Env) pathValues(p *Program) (vals []any, filled bool) {
+	free := -1
+	for i := range e.paths {
+		c := &e.paths[i]
+		if c.prog == p {
+			if c.gen == e.gen {
+				return c.vals, true
+			}
+			free = i
+			break
+		}
+		if free < 0 && (c.prog == nil || c.gen != e.gen) {
+			free = i
+		}
+	}
+	if free < 0 {
+		free = e.pathNext
+		e.pathNext = (e.pathNext + 1) % pathCaches
+	}
+	c := &e.paths[free]
+	n := len(p.paths.paths)
+	if cap(c.vals) < n {
+		c.vals = make([]any, n)
+	}
+	c.prog, c.gen, c.vals = p, e.gen, c.vals[:n]
+	return c.vals, false
 }
 
 // NewEnv returns an empty environment; call Reset before evaluating.
@@ -328,26 +372,23 @@ func (e *Env) fullBody() any {
 }
 
 // bodyPath returns the value at slot of the running program's paths. The
-// first path read of an event scans the body once for all of the program's
-// paths; a program that also uses body whole reads them from that decode.
+// first path read of an event by a program scans the body once for all of
+// the program's paths; a program that also uses body whole reads them from
+// that decode.
 func (e *Env) bodyPath(slot int) any {
 	p := e.cur
-	if e.pathGen != e.gen || e.pathProg != p {
+	vals, filled := e.pathValues(p)
+	if !filled {
 		ps := &p.paths
-		if cap(e.pathVals) < len(ps.paths) {
-			e.pathVals = make([]any, len(ps.paths))
-		}
-		e.pathVals = e.pathVals[:len(ps.paths)]
 		if p.fullBody || e.bodyGen == e.gen {
 			b := e.fullBody()
 			for i, path := range ps.paths {
-				e.pathVals[i] = walkPath(b, path)
+				vals[i] = walkPath(b, path)
 			}
 		} else {
-			extract(e.ev.Value, ps, e.pathVals, &e.intern)
+			extract(e.ev.Value, ps, vals, &e.intern)
 			e.bodyScans++
 		}
-		e.pathGen, e.pathProg = e.gen, p
 	}
-	return e.pathVals[slot]
+	return vals[slot]
 }

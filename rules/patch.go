@@ -350,14 +350,11 @@ func (ps *patchState) set(k string, v any) bool {
 // body), so the body is not scanned a second time.
 func runPrefilled(env *Env, p *Program) (any, bool) {
 	if len(p.paths.paths) > 0 && !p.fullBody && env.bodyGen != env.gen {
-		if cap(env.pathVals) < len(p.paths.paths) {
-			env.pathVals = make([]any, len(p.paths.paths))
+		if vals, filled := env.pathValues(p); !filled {
+			for i, path := range p.paths.paths {
+				vals[i] = env.patch.path(path, &env.intern)
+			}
 		}
-		env.pathVals = env.pathVals[:len(p.paths.paths)]
-		for i, path := range p.paths.paths {
-			env.pathVals[i] = env.patch.path(path, &env.intern)
-		}
-		env.pathGen, env.pathProg = env.gen, p
 	}
 	v, err := p.run(env)
 	return v, err == nil

@@ -454,3 +454,26 @@ func TestPatchPathMatchesGeneral(t *testing.T) {
 		t.Fatalf("patched %s, %v", got, err)
 	}
 }
+
+// TestSplitScansTheBodyOncePerRule: every part of a split runs the value
+// and key rules, but each rule scans the body once per event, not once per
+// part (a 100-item order would otherwise be scanned 100 times).
+func TestSplitScansTheBodyOncePerRule(t *testing.T) {
+	t.Parallel()
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = `{"sku":"s"}`
+	}
+	ev := &event.Event{Topic: "t", Value: []byte(`{"order_id":"o-1","items":[` + strings.Join(items, ",") + `]}`)}
+	tr := buildTransform(t, transformSpec{split: `body.items`, value: `{"o": body.order_id, "s": item.sku}`, key: `body.order_id`})
+	env := NewEnv()
+	env.Reset(ev)
+	var buf Buffer
+	parts, err := tr.Apply(env, ev, nil, &buf)
+	if err != nil || len(parts) != 100 || string(parts[99].Key) != "o-1" {
+		t.Fatalf("%d parts, %v", len(parts), err)
+	}
+	if env.bodyScans != 3 || env.bodyDecodes != 0 {
+		t.Fatalf("%d body scans and %d decodes for 3 rules over 100 parts", env.bodyScans, env.bodyDecodes)
+	}
+}
