@@ -17,8 +17,17 @@ const HeaderSplitIndex = "bridge-split-index"
 // DefaultMaxParts bounds how many parts one event may split into.
 const DefaultMaxParts = 10_000
 
+// DefaultMaxBytes bounds the keys and values one event's transform writes
+// (all parts together), so that a split of a large event cannot exhaust
+// memory.
+const DefaultMaxBytes = 64 << 20
+
 // ErrTooManyParts is a split whose array is longer than MaxParts.
 var ErrTooManyParts = errors.New("rules: split yields too many parts")
+
+// ErrTooLarge is a transform whose outputs for one event would take more
+// than MaxBytes.
+var ErrTooLarge = errors.New("rules: transform output too large")
 
 // Transform is a compiled transform step (issue 12): it reshapes, splits,
 // re-keys or drops one event. It is immutable and safe for concurrent use;
@@ -42,6 +51,9 @@ type Transform struct {
 	Step string
 	// MaxParts bounds a split; 0 means DefaultMaxParts.
 	MaxParts int
+	// MaxBytes bounds the bytes one event's parts write; 0 means
+	// DefaultMaxBytes.
+	MaxBytes int
 }
 
 // HeaderRule computes one header. A nil result leaves the header out.
@@ -118,9 +130,17 @@ func (t *Transform) Apply(env *Env, in *event.Event, out []event.Event, buf *Buf
 	if err != nil {
 		return out[:n], err
 	}
+	limit := t.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxBytes
+	}
+	startUsed := buf.used
 	for i, item := range items {
 		env.setItem(item, i)
 		part, keep, err := t.part(env, in, buf, item)
+		if err == nil && buf.used-startUsed > limit {
+			err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+		}
 		if err != nil {
 			env.inSplit, env.item = false, nil
 			clear(out[n:]) // drop references to the failed event's parts

@@ -263,6 +263,15 @@ func TestTransformMaxParts(t *testing.T) {
 	if _, err := applyOne(t, tr, orderEv()); !errors.Is(err, ErrTooManyParts) {
 		t.Fatalf("err %v, want ErrTooManyParts", err)
 	}
+	big := buildTransform(t, transformSpec{split: `1..20`, value: `{"all": body}`})
+	big.MaxBytes = 10 * len(orderJSON)
+	if _, err := applyOne(t, big, orderEv()); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err %v, want ErrTooLarge", err)
+	}
+	big.MaxBytes = 0 // the default holds 20 copies easily
+	if parts, err := applyOne(t, big, orderEv()); err != nil || len(parts) != 20 {
+		t.Fatalf("%d parts, %v", len(parts), err)
+	}
 }
 
 func TestCompileTransformKinds(t *testing.T) {
