@@ -576,38 +576,9 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			span.AddEvent("send failed", trace.WithAttributes(attribute.Int("attempt", attempt),
 				attribute.Int("failed", len(failed)), attribute.String("error", err.Error())))
 		}
-		// Decide per failed output; an event any of whose outputs is given
-		// up is handed to on_error once, as the original event (its other
-		// outputs are not retried: a redrive sends the event again whole).
-		var retry []failedItem
-		givenUp := c.givenUp[:0]
-		for _, f := range failed {
-			src := indexes[f.index]
-			if slices.Contains(givenUp, src) {
-				continue
-			}
-			if c.retryable(&evs[src], f.err, attempt) {
-				retry = append(retry, f)
-				continue
-			}
-			givenUp = append(givenUp, src)
-			if err := c.fail(soft, hard, &evs[src], partCause(&batch[f.index], f.err), attempt); err != nil {
-				return err
-			}
-		}
-		c.givenUp = givenUp
-		var keepBatch []event.Event
-		var keepParams []event.Params
-		var keepIdx []int
-		for _, f := range retry {
-			if slices.Contains(givenUp, indexes[f.index]) {
-				continue
-			}
-			keepBatch = append(keepBatch, batch[f.index])
-			if params != nil {
-				keepParams = append(keepParams, params[f.index])
-			}
-			keepIdx = append(keepIdx, indexes[f.index])
+		keepBatch, keepParams, keepIdx, err := c.triage(soft, hard, evs, batch, params, indexes, failed, attempt)
+		if err != nil {
+			return err
 		}
 		if len(keepBatch) == 0 {
 			if span != nil {
@@ -626,6 +597,42 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			return soft.Err()
 		}
 	}
+}
+
+// triage decides per failed output whether to retry it, and returns the
+// outputs to send again. An event any of whose outputs is given up is
+// handed to on_error once, as the original event; its other outputs are not
+// retried (a redrive sends the event again whole).
+func (c *cursor) triage(soft, hard context.Context, evs, batch []event.Event, params []event.Params, indexes []int,
+	failed []failedItem, attempt int) (keepBatch []event.Event, keepParams []event.Params, keepIdx []int, err error) {
+	var retry []failedItem
+	givenUp := c.givenUp[:0]
+	for _, f := range failed {
+		src := indexes[f.index]
+		if slices.Contains(givenUp, src) {
+			continue
+		}
+		if c.retryable(&evs[src], f.err, attempt) {
+			retry = append(retry, f)
+			continue
+		}
+		givenUp = append(givenUp, src)
+		if err := c.fail(soft, hard, &evs[src], partCause(&batch[f.index], f.err), attempt); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c.givenUp = givenUp
+	for _, f := range retry {
+		if slices.Contains(givenUp, indexes[f.index]) {
+			continue
+		}
+		keepBatch = append(keepBatch, batch[f.index])
+		if params != nil {
+			keepParams = append(keepParams, params[f.index])
+		}
+		keepIdx = append(keepIdx, indexes[f.index])
+	}
+	return keepBatch, keepParams, keepIdx, nil
 }
 
 func (c *cursor) sendOnce(ctx context.Context, batch []event.Event, params []event.Params) error {
