@@ -576,9 +576,9 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			span.AddEvent("send failed", trace.WithAttributes(attribute.Int("attempt", attempt),
 				attribute.Int("failed", len(failed)), attribute.String("error", err.Error())))
 		}
-		keepBatch, keepParams, keepIdx, err := c.triage(soft, hard, evs, batch, params, indexes, failed, attempt)
-		if err != nil {
-			return err
+		keepBatch, keepParams, keepIdx, failErr := c.triage(soft, hard, evs, batch, params, indexes, failed, attempt)
+		if failErr != nil {
+			return failErr
 		}
 		if len(keepBatch) == 0 {
 			if span != nil {
