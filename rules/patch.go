@@ -277,7 +277,7 @@ func (pp *patchPlan) apply(env *Env, dst []byte) (out []byte, ok bool, err error
 		if len(out) > len(dst)+1 {
 			out = append(out, ',')
 		}
-		out = appendString(out, m.key)
+		out = jsonstr.Append(out, m.key)
 		out = append(out, ':')
 		if out, err = appendJSON(out, m.val); err != nil {
 			return dst, false, nil

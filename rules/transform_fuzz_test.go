@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/internal/jsonstr"
 )
 
 // FuzzAppendJSON holds the encoder to encoding/json (without HTML
@@ -17,8 +18,8 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Add([]byte(`{"s":"\u2028\u2029<>&\b\f\u0001","f":1.5e-7,"g":1e21,"i":-0,"b":[true,false,null]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := referenceEncode(t, string(data))
-		if got := appendString(nil, string(data)); !bytes.Equal(got, want) {
-			t.Fatalf("appendString(%q) = %s, encoding/json %s", data, got, want)
+		if got := jsonstr.Append(nil, string(data)); !bytes.Equal(got, want) {
+			t.Fatalf("jsonstr.Append(%q) = %s, encoding/json %s", data, got, want)
 		}
 		v, ok := parseJSON(data)
 		if !ok {
