@@ -21,7 +21,8 @@
 //  5. Everything semantic is checked and every rule is compiled with the
 //     rules package: enums, ranges, required fields, references (topics,
 //     queues, exchanges, connections and their types), duplicate names,
-//     route targets, SQS FIFO rules.
+//     route targets, SQS FIFO rules, transforms (each expression checked
+//     for the kind it must yield; reserved headers; transform.go).
 //
 // Each stage reports every problem it finds; a later stage runs only when
 // the earlier ones found nothing, because its findings would be noise (a
