@@ -105,6 +105,12 @@ func TestChaosProcessSignals(t *testing.T) {
 		return n
 	}
 	progress(t, "before the faults", 60*time.Second, 300, all)
+	dups := func(phase string) {
+		r := l.report()
+		t.Logf("%s: duplicates so far kafka-out %d, amqp-out %d, queue %d", phase,
+			r.PerSink["kafka-out"].Duplicates, r.PerSink["amqp-out"].Duplicates, r.PerSink["queue"].Duplicates)
+	}
+	dups("before the faults")
 
 	// SIGSTOP past every liveness timeout of the peers.
 	acked := hp.posted.Load()
@@ -119,12 +125,16 @@ func TestChaosProcessSignals(t *testing.T) {
 	for _, sink := range sinks {
 		progress(t, "after SIGCONT at "+sink, 60*time.Second, 30, func() int64 { return l.deliveredTo(sink) })
 	}
+	time.Sleep(5 * time.Second)
+	dups("after SIGSTOP/SIGCONT")
 
 	// SIGKILL mid-stream, restart on the same data dir and ports.
 	in.kill()
 	in = start(t, cfg, httpAddr, sqsAddr, data)
 	took = progress(t, "after SIGKILL and restart", 90*time.Second, 300, all)
 	t.Logf("SIGKILL: flowing again %v after the restart was ready", took.Round(100*time.Millisecond))
+	time.Sleep(5 * time.Second)
+	dups("after SIGKILL")
 
 	r := finishLedger(t, producers, consumers, l, 2*time.Minute)
 	t.Logf("%s; kafka %d, amqp %d acked; %d duplicates; worker errors %d", hp.describe(), kp.posted.Load(), ap.posted.Load(),

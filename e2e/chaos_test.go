@@ -39,16 +39,20 @@ type chaosStep struct {
 }
 
 // The plan every peer goes through. Latency, bandwidth and slicing slow
-// the flow but must not stop it; a reset and a half-open connection stop
-// it, and bridge must notice by itself and resume after the fault.
-func chaosPlan(halfOpen time.Duration) []chaosStep {
+// the flow but must not stop it; a reset, a half-open connection, a silent
+// peer and a partition stop it, and bridge must notice by itself (or wait
+// without losing anything, for a partition that heals) and resume after
+// the fault. halfOpen is how long the faults that bridge can only detect
+// by a timeout last.
+func chaosPlan(halfOpen, partition time.Duration) []chaosStep {
 	return []chaosStep{
 		{name: "latency 150±50 ms both ways", faults: []fault{faultLatency, faultLatencyUp}, hold: 4 * time.Second, flowing: true},
 		{name: "bandwidth 32 KB/s", faults: []fault{faultBandwidth}, hold: 4 * time.Second, flowing: true},
 		{name: "slicer (16-byte segments, 200 µs apart)", faults: []fault{faultSlicer, faultSlicerUp}, hold: 4 * time.Second, flowing: true},
 		{name: "connection reset (reset_peer)", faults: []fault{faultReset}, hold: 3 * time.Second},
 		{name: "half-open (timeout toxic): nothing passes", faults: []fault{faultBlackholeUp, faultBlackholeDown}, hold: halfOpen},
-		{name: "partition: nothing passes, nothing closes", faults: []fault{faultPartitionUp, faultPartitionDown}, hold: halfOpen},
+		{name: "silent peer: nothing passes, nothing closes", faults: []fault{faultSilentUp, faultSilentDown}, hold: halfOpen},
+		{name: "partition: nothing moves until it heals", faults: []fault{faultPartitionUp, faultPartitionDown}, hold: partition},
 	}
 }
 
@@ -162,8 +166,8 @@ func TestChaosAMQP(t *testing.T) {
 	producers.Go(func(ctx context.Context) { ap.run(ctx, t) })
 	consumers.Go(func(ctx context.Context) { consumeAMQP(ctx, amqpURL, outQueue, "amqp-out", l) })
 
-	plan := chaosPlan(40 * time.Second)
-	plan[len(plan)-1].log = "amqp connection lost, reconnecting"
+	plan := chaosPlan(40*time.Second, 15*time.Second)
+	plan[4].log = "amqp connection lost, reconnecting"
 	runChaosPlan(t, in, faultGroup{rabbit}, l, []string{"amqp-out"}, plan, 90*time.Second)
 	r := finishLedger(t, producers, consumers, l, 90*time.Second)
 	t.Logf("%s; amqp %d acked; %d duplicates", hp.describe(), ap.posted.Load(), r.Duplicates)
@@ -252,7 +256,7 @@ func TestChaosKafka(t *testing.T) {
 	producers.Go(func(ctx context.Context) { kp.run(ctx, t) })
 	consumers.Go(func(ctx context.Context) { consumeKafka(ctx, t, direct, "out", "kafka-out", l) })
 
-	plan := chaosPlan(15 * time.Second)
+	plan := chaosPlan(15*time.Second, 15*time.Second)
 	runChaosPlan(t, in, pk.proxies, l, []string{"kafka-out"}, plan, 90*time.Second)
 	r := finishLedger(t, producers, consumers, l, 90*time.Second)
 	t.Logf("%s; kafka %d acked; %d duplicates", hp.describe(), kp.posted.Load(), r.Duplicates)
@@ -312,8 +316,8 @@ func TestChaosSQS(t *testing.T) {
 		consumers.Go(w.run)
 	}
 
-	plan := chaosPlan(12 * time.Second)
-	plan[len(plan)-1].log = "send failed, retrying"
+	plan := chaosPlan(12*time.Second, 12*time.Second)
+	plan[5].log = "no answer within the request timeout"
 	runChaosPlan(t, in, faultGroup{proxy}, l, []string{"sqs-out"}, plan, 30*time.Second)
 	r := finishLedger(t, producers, consumers, l, 90*time.Second)
 	t.Logf("%s; sqs %d acked; %d duplicates", hp.describe(), sp.posted.Load(), r.Duplicates)

@@ -44,6 +44,7 @@ func newFaultNet(t testing.TB) *faultNet {
 	// toxic at trace level for every chunk): silence it for the process.
 	quietToxiproxy.Do(func() {
 		zerolog.SetGlobalLevel(zerolog.Disabled)
+		toxics.Register("silent", new(silentToxic))
 		toxics.Register("partition", new(partitionToxic))
 	})
 	return &faultNet{srv: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
@@ -101,19 +102,26 @@ var (
 	// closed (timeout 0 = never), as after a silent network partition.
 	faultBlackholeUp   = fault{"timeout", "upstream", map[string]any{"timeout": 0}}
 	faultBlackholeDown = fault{"timeout", "downstream", map[string]any{"timeout": 0}}
-	// A network partition: like the blackhole, but a close by either side
-	// is not passed on either (Toxiproxy's timeout toxic forwards it, so a
-	// server that closes idle connections ends its "half-open" state).
+	// A silent peer (a host that vanished, a NAT entry that expired): like
+	// the blackhole, but a close by either side is not passed on either
+	// (Toxiproxy's timeout toxic forwards it, so a server that closes idle
+	// connections ends its "half-open" state by itself).
+	faultSilentUp   = fault{"silent", "upstream", nil}
+	faultSilentDown = fault{"silent", "downstream", nil}
+	// A network partition that heals: nothing moves either way while it
+	// lasts (the proxy stops reading, so TCP windows fill and senders
+	// block, as when packets go nowhere and are retransmitted), and
+	// everything held moves on, in order, when it ends.
 	faultPartitionUp   = fault{"partition", "upstream", nil}
 	faultPartitionDown = fault{"partition", "downstream", nil}
 )
 
-// partitionToxic drops every byte and swallows the end of the stream until
+// silentToxic drops every byte and swallows the end of the stream until
 // it is removed; then the connection closes if either side had closed it,
-// as when a partition heals and the peer's FIN or RST finally arrives.
-type partitionToxic struct{}
+// as when the peer's RST finally arrives.
+type silentToxic struct{}
 
-func (partitionToxic) Pipe(stub *toxics.ToxicStub) {
+func (silentToxic) Pipe(stub *toxics.ToxicStub) {
 	for {
 		select {
 		case <-stub.Interrupt:
@@ -126,6 +134,11 @@ func (partitionToxic) Pipe(stub *toxics.ToxicStub) {
 		}
 	}
 }
+
+// partitionToxic reads nothing until it is removed.
+type partitionToxic struct{}
+
+func (partitionToxic) Pipe(stub *toxics.ToxicStub) { <-stub.Interrupt }
 
 func (f fault) name() string { return f.kind + "_" + f.stream }
 
