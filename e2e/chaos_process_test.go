@@ -97,6 +97,19 @@ func TestChaosProcessSignals(t *testing.T) {
 	worker := &sqsWorker{client: sqsClient(in.sqsURL), queueURL: in.sqsURL + "/000000000000/work", sink: "queue", ledger: l}
 	consumers.Go(worker.run)
 
+	in = signalPhases(t, in, l, hp, sinks, func() *instance { return start(t, cfg, httpAddr, sqsAddr, data) })
+	r := finishLedger(t, producers, consumers, l, 2*time.Minute)
+	t.Logf("%s; kafka %d, amqp %d acked; %d duplicates; worker errors %d", hp.describe(), kp.posted.Load(), ap.posted.Load(),
+		r.Duplicates, worker.errors.Load())
+	if code := in.stop(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+}
+
+// signalPhases runs the SIGSTOP/SIGCONT and the SIGKILL phases of
+// TestChaosProcessSignals and returns the restarted bridge.
+func signalPhases(t *testing.T, in *instance, l *ledger, hp *httpProducer, sinks []string, restart func() *instance) *instance {
+	t.Helper()
 	all := func() int64 {
 		var n int64
 		for _, s := range sinks {
@@ -130,18 +143,13 @@ func TestChaosProcessSignals(t *testing.T) {
 
 	// SIGKILL mid-stream, restart on the same data dir and ports.
 	in.kill()
-	in = start(t, cfg, httpAddr, sqsAddr, data)
+	in = restart()
 	took = progress(t, "after SIGKILL and restart", 90*time.Second, 300, all)
 	t.Logf("SIGKILL: flowing again %v after the restart was ready", took.Round(100*time.Millisecond))
 	time.Sleep(5 * time.Second)
 	dups("after SIGKILL")
 
-	r := finishLedger(t, producers, consumers, l, 2*time.Minute)
-	t.Logf("%s; kafka %d, amqp %d acked; %d duplicates; worker errors %d", hp.describe(), kp.posted.Load(), ap.posted.Load(),
-		r.Duplicates, worker.errors.Load())
-	if code := in.stop(); code != 0 {
-		t.Errorf("exit code %d after SIGTERM", code)
-	}
+	return in
 }
 
 const chaosDiskConfig = `

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func newFaultNet(t testing.TB) *faultNet {
 		toxics.Register("silent", new(silentToxic))
 		toxics.Register("partition", new(partitionToxic))
 	})
+	t.Logf("fault injection: Toxiproxy %s in process", moduleVersion("github.com/Shopify/toxiproxy/v2"))
 	return &faultNet{srv: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
 }
 
@@ -426,4 +428,16 @@ func goroutineCount(pprofURL string) (int, error) {
 		return 0, fmt.Errorf("unexpected goroutine profile header %q", line)
 	}
 	return strconv.Atoi(strings.TrimSpace(total))
+}
+
+// moduleVersion is the version of a module linked into the test binary.
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "(unknown version)"
 }
