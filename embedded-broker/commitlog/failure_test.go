@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bridgeio/bridge/embedded-broker/internal/compression"
 	"github.com/bridgeio/bridge/embedded-broker/internal/vfs"
 	"github.com/bridgeio/bridge/event"
 )
@@ -208,4 +209,49 @@ func TestWriteFailureUnderConcurrentAppends(t *testing.T) {
 	l.Close()
 	check(openLog(t, Options{Dir: "/d", FS: mem}), "after reopen")
 	t.Logf("%d appends acknowledged, %d failed during the fault", len(acked), failures)
+}
+
+// TestWriteFailureForgetsProducerBatches: a failed write takes back the
+// offsets of an idempotent producer's batch, so it must also take back the
+// batch from the producer's state. Otherwise the client's retry of that
+// batch (same sequence) is taken for a duplicate of a batch that is not in
+// the log: it is refused again and again, and the producer is wedged until
+// a restart (or, with a durable group, answered as appended: lost).
+func TestWriteFailureForgetsProducerBatches(t *testing.T) {
+	mem := vfs.NewMem()
+	fsys := &faultyFS{FS: mem}
+	l := openLog(t, Options{Dir: "/d", FS: fsys})
+	mustCreate(t, l, "t", 1)
+	batch := func(seq int32, tag string) []byte {
+		return clientBatch(t, makeEvents(tag, 2, 10), compression.None, producerFields{id: 5, epoch: 0, sequence: seq})
+	}
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	fsys.failWrite.Store(true)
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(2, "b")); !errors.Is(err, errInjected) {
+		t.Fatalf("append during the fault: %v", err)
+	}
+	fsys.failWrite.Store(false)
+	base, err := l.AppendBatches(ctxT(t), "t", 0, batch(2, "b"))
+	if err != nil || base != 2 {
+		t.Fatalf("the producer's retry after the fault: base %d, %v; want 2, nil", base, err)
+	}
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, batch(4, "c")); err != nil {
+		t.Fatalf("the next batch: %v", err)
+	}
+	evs, err := l.Read("t", 0, 0, 10, 1<<20)
+	if err != nil || len(evs) != 6 {
+		t.Fatalf("read %d events, %v; want 6", len(evs), err)
+	}
+	// A producer whose very first batch was taken back starts again at 0.
+	fsys.failWrite.Store(true)
+	first := clientBatch(t, makeEvents("n", 1, 10), compression.None, producerFields{id: 6, epoch: 0, sequence: 0})
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, first); !errors.Is(err, errInjected) {
+		t.Fatalf("append during the fault: %v", err)
+	}
+	fsys.failWrite.Store(false)
+	if _, err := l.AppendBatches(ctxT(t), "t", 0, first); err != nil {
+		t.Fatalf("a new producer's retry of its first batch: %v", err)
+	}
 }

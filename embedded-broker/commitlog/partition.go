@@ -329,6 +329,7 @@ func (p *partition) rewind(err error) bool {
 	behind := p.pending
 	p.pending = nil
 	p.end = we.seg.written
+	p.forgetProducerBatchesLocked(p.end)
 	p.mu.Unlock()
 	if behind != nil {
 		behind.err = err
