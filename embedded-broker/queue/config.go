@@ -22,6 +22,24 @@ type Config struct {
 	ReceiveWait               time.Duration // default long-poll wait, 0..20s
 	DeadLetterQueue           string        // name of the DLQ ("" = none)
 	MaxReceiveCount           int           // 1..1000 when DeadLetterQueue is set
+
+	// MaxPriority makes a priority queue (RabbitMQ's x-max-priority):
+	// 1..255, 0 = not a priority queue. A message's priority above it counts
+	// as MaxPriority. Standard queues only.
+	MaxPriority int
+	// PriorityAging, when set, raises a waiting message's priority by one
+	// level per PriorityAging since it became visible (up to MaxPriority),
+	// so low priorities cannot starve. Needs MaxPriority.
+	PriorityAging time.Duration
+	// MessageTTL expires a message that stayed undelivered this long
+	// after it became visible (RabbitMQ's x-message-ttl); 0 = never. A
+	// per-message TTL lower than it wins. An expired message moves to the
+	// dead-letter queue (attribute bridge-error: expired), else it is dropped.
+	MessageTTL time.Duration
+	// IdleTimeout deletes the queue once nobody sent to or received from
+	// it for this long (a temporary queue, e.g. an RPC reply queue); 0 =
+	// never.
+	IdleTimeout time.Duration
 }
 
 // Limits and defaults, as SQS documents them.
@@ -37,6 +55,14 @@ const (
 	MaxMaxMessageSize        = 1048576
 	MaxReceiveWait           = 20 * time.Second
 	MaxMaxReceiveCount       = 1000
+	// MaxMaxPriority is the highest MaxPriority, as in RabbitMQ.
+	MaxMaxPriority = 255
+	// MinTTL is the shortest TTL a queue keeps (RabbitMQ's 0 means "expire
+	// unless delivered at once", which MinTTL approximates).
+	MinTTL = time.Millisecond
+	// MinIdleTimeout and MaxIdleTimeout bound a temporary queue's idle time.
+	MinIdleTimeout = time.Second
+	MaxIdleTimeout = 14 * 24 * time.Hour
 	// DedupWindow is how long a FIFO deduplication id is remembered.
 	DedupWindow = 5 * time.Minute
 	// MaxReceiveMessages is the most messages one Receive returns.
@@ -104,10 +130,38 @@ func (c Config) validate() error {
 	} else if c.MaxReceiveCount != 0 {
 		bad("max receive count %d without a dead-letter queue", c.MaxReceiveCount)
 	}
+	c.validateExtensions(bad)
 	if len(problems) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrInvalidParameter, strings.Join(problems, "; "))
+}
+
+// validateExtensions checks the features beyond SQS: priorities, TTL and
+// temporary queues.
+func (c Config) validateExtensions(bad func(string, ...any)) {
+	if c.MaxPriority < 0 || c.MaxPriority > MaxMaxPriority {
+		bad("max priority %d outside 0..%d", c.MaxPriority, MaxMaxPriority)
+	}
+	if c.MaxPriority > 0 && c.FIFO {
+		// A FIFO queue promises send order within a group; a priority
+		// would either break that promise or be ignored (DESIGN.md).
+		bad("a FIFO queue cannot be a priority queue")
+	}
+	switch {
+	case c.PriorityAging < 0:
+		bad("priority aging %v is negative", c.PriorityAging)
+	case c.PriorityAging > 0 && c.MaxPriority == 0:
+		bad("priority aging needs a max priority")
+	case c.PriorityAging > 0 && c.PriorityAging < time.Millisecond:
+		bad("priority aging %v is below 1ms", c.PriorityAging)
+	}
+	if c.MessageTTL != 0 && (c.MessageTTL < MinTTL || c.MessageTTL > c.Retention) {
+		bad("message TTL %v outside %v..%v (the retention)", c.MessageTTL, MinTTL, c.Retention)
+	}
+	if c.IdleTimeout != 0 && (c.IdleTimeout < MinIdleTimeout || c.IdleTimeout > MaxIdleTimeout) {
+		bad("idle timeout %v outside %v..%v", c.IdleTimeout, MinIdleTimeout, MaxIdleTimeout)
+	}
 }
 
 // validateName checks SQS's rule, widened by '.': 1..80 characters of

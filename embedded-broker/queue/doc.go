@@ -1,7 +1,11 @@
 // Package queue implements bridge's embedded queues with the semantics of
 // Amazon SQS: visibility timeouts, receive counts, dead-letter queues with
 // redrive, delays, retention, maximum message size, long polling, purge, and
-// FIFO queues with message groups and deduplication.
+// FIFO queues with message groups and deduplication; and beyond SQS, what
+// RabbitMQ users choose RabbitMQ for: priority queues (MaxPriority, with
+// optional PriorityAging so low priorities cannot starve), per-queue and
+// per-message TTL with dead-lettering of expired messages, delays up to the
+// retention, and temporary queues deleted when idle (IdleTimeout).
 //
 // A Manager owns the queues of one directory; each Queue is one journal file
 // (NAME.q) of CRC-checked records, replayed on Open and compacted by
@@ -31,6 +35,12 @@
 //     it: the copy is durable before the original is deleted.
 //   - Waiting receivers wake when a message arrives or becomes visible;
 //     deadlines live in one heap per queue, and nothing polls.
+//   - A priority queue delivers a higher priority first and, within a
+//     priority, in the order messages became visible; priorities change
+//     nothing else (visibility, receive counts, dead-lettering).
+//   - A message whose TTL ended is never delivered: it moves to the
+//     dead-letter queue (attribute bridge-error: expired), or is deleted
+//     and counted. Priority and expiry are journaled with the message.
 //
 // Non-guarantees:
 //   - Delivery is at least once. A crash may forget receives and visibility

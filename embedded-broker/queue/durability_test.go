@@ -140,22 +140,30 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 		name   string
 		policy string
 		crash  vfs.CrashOptions
+		// priorities: a priority queue with a TTL; each acknowledged
+		// message must come back with its priority and expiry.
+		priorities bool
 	}
 	var cases []crashCase
 	for seed := range uint64(6) {
 		// A power cut: under "always" only synced data is promised.
-		cases = append(cases, crashCase{fmt.Sprint("always/power-cut/seed", seed), "always", vfs.CrashOptions{UnsyncedDataPercent: 50, Seed: seed}})
+		cases = append(cases, crashCase{fmt.Sprint("always/power-cut/seed", seed), "always", vfs.CrashOptions{UnsyncedDataPercent: 50, Seed: seed}, seed%2 == 1})
 	}
 	for _, policy := range []string{"interval", "never"} {
 		// kill -9: written data survives, so written is enough.
-		cases = append(cases, crashCase{policy + "/kill", policy, vfs.CrashOptions{KeepAllUnsynced: true}})
+		cases = append(cases, crashCase{policy + "/kill", policy, vfs.CrashOptions{KeepAllUnsynced: true}, false})
+		cases = append(cases, crashCase{policy + "/kill/priorities", policy, vfs.CrashOptions{KeepAllUnsynced: true}, true})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fs := vfs.NewMem()
 			m := openMem(t, fs, tc.policy)
-			q := mustCreate(t, m, Config{Name: "c", VisibilityTimeout: time.Hour})
+			cfg := Config{Name: "c", VisibilityTimeout: time.Hour}
+			if tc.priorities {
+				cfg.MaxPriority, cfg.MessageTTL = 5, 24*time.Hour
+			}
+			q := mustCreate(t, m, cfg)
 			ctx := context.Background()
 
 			var mu sync.Mutex
@@ -174,7 +182,7 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 						default:
 						}
 						body := fmt.Sprintf("w%d-%d", w, i)
-						res, err := q.Send(ctx, []SendInput{{Body: []byte(body)}})
+						res, err := q.Send(ctx, []SendInput{{Body: []byte(body), Priority: i % 8, TTL: time.Duration(1+i%3) * time.Hour}})
 						if err != nil || res[0].Err != nil {
 							return
 						}
@@ -248,7 +256,18 @@ func TestCrashKeepsAckedSendsAndDeletes(t *testing.T) {
 			q2.mu.Lock()
 			for _, msg := range q2.msgs {
 				present[string(msg.body)] = true
+				var w, i int
+				if _, err := fmt.Sscanf(string(msg.body), "w%d-%d", &w, &i); err != nil {
+					t.Fatalf("body %q: %v", msg.body, err)
+				}
+				if int(msg.priority) != i%8 {
+					t.Errorf("%s: priority %d after the crash, sent %d", msg.body, msg.priority, i%8)
+				}
+				if ttl := time.Duration(msg.expiresAt - msg.visibleAt); tc.priorities && msg.receiveCount == 0 && ttl != time.Duration(1+i%3)*time.Hour {
+					t.Errorf("%s: TTL %v after the crash", msg.body, ttl)
+				}
 			}
+			mustDo(t, checkInvariantsLocked(q2))
 			q2.mu.Unlock()
 			for body := range wantPresent {
 				if !present[body] {

@@ -32,8 +32,7 @@ func (q *Queue) DeadLetter(ctx context.Context, receiptHandle string) (bool, err
 	if dlq := q.cfg.DeadLetterQueue; dlq != "" && q.m.hasQueue(dlq) {
 		// In flight to moving: a FIFO group's in-flight count already
 		// holds the group, and the move's end releases it.
-		q.setStateLocked(m, stateMoving)
-		m.tick++
+		q.startMoveLocked(m, moveOther)
 		q.mu.Unlock()
 		q.m.deadLetter(q, []*message{m})
 		return true, nil

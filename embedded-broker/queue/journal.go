@@ -256,7 +256,7 @@ func (m *Manager) replay(name string, data []byte) (*replayed, error) {
 }
 
 func (r *replayed) apply(rec *record) error {
-	if rec.kind == kindPut && rec.msg.seq >= r.nextSeq {
+	if (rec.kind == kindPut || rec.kind == kindPutExt) && rec.msg.seq >= r.nextSeq {
 		r.nextSeq = rec.msg.seq + 1
 	}
 	if rec.kind == kindDedup && rec.seq >= r.nextSeq {
@@ -272,7 +272,7 @@ func (r *replayed) apply(rec *record) error {
 	case kindEpoch:
 		r.epoch = max(r.epoch, rec.epoch)
 		r.nextSeq = max(r.nextSeq, rec.seq)
-	case kindPut:
+	case kindPut, kindPutExt:
 		msg := rec.msg
 		r.msgs[msg.seq] = msg
 		r.epoch = max(r.epoch, msg.epoch)

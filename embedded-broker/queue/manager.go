@@ -183,7 +183,8 @@ func (m *Manager) readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// flusher runs until Close: it writes unwaited records, fsyncs under the
+// flusher runs until Close: it expires messages whose TTL ended, deletes
+// idle temporary queues, writes unwaited records, fsyncs under the
 // interval policy and compacts journals.
 func (m *Manager) flusher() {
 	ticker := time.NewTicker(m.interval)
@@ -194,9 +195,26 @@ func (m *Manager) flusher() {
 			return
 		case <-ticker.C:
 		}
-		for _, q := range *m.queues.Load() {
+		now := m.now()
+		for name, q := range *m.queues.Load() {
+			q.sweep(now)
+			if q.idle(now) {
+				m.deleteIdle(name, q)
+				continue
+			}
 			q.background(m.syncPeriod)
 		}
+	}
+}
+
+// deleteIdle deletes a temporary queue nobody used for its IdleTimeout.
+func (m *Manager) deleteIdle(name string, q *Queue) {
+	err := m.deleteIf(name, func(cur *Queue) bool { return cur == q && q.idle(m.now()) })
+	switch {
+	case err == nil:
+		m.log.Info("deleted an idle temporary queue", "queue", name, "idle_timeout", q.Config().IdleTimeout)
+	case !errors.Is(err, ErrClosed) && !errors.Is(err, errNotDeleted):
+		m.log.Warn("deleting an idle temporary queue failed", "queue", name, "error", err)
 	}
 }
 
@@ -205,12 +223,15 @@ func (m *Manager) flusher() {
 // receivers return ErrClosed. Close is idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil
 	}
 	m.closed = true
 	close(m.stop)
+	// The flusher may be deleting an idle queue, which takes mu: wait for
+	// it without holding mu. Create and Delete see closed from now on.
+	m.mu.Unlock()
 	m.wg.Wait()
 	return closeAll(*m.queues.Load())
 }
@@ -291,11 +312,25 @@ func (m *Manager) hasQueue(name string) bool { return (*m.queues.Load())[name] !
 // Delete removes a queue and its journal. Receivers blocked on it return an
 // error wrapping ErrNoSuchQueue.
 func (m *Manager) Delete(name string) error {
+	return m.deleteIf(name, nil)
+}
+
+// errNotDeleted: deleteIf's condition no longer held.
+var errNotDeleted = errors.New("queue: not deleted")
+
+// deleteIf deletes name when ok (nil = always) holds for it under mu.
+func (m *Manager) deleteIf(name string, ok func(*Queue) bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
 	q := (*m.queues.Load())[name]
 	if q == nil {
 		return fmt.Errorf("delete queue %q: %w", name, ErrNoSuchQueue)
+	}
+	if ok != nil && !ok(q) {
+		return errNotDeleted
 	}
 	m.storeQueues(func(qs map[string]*Queue) { delete(qs, name) })
 	q.close(fmt.Errorf("queue %q: %w", name, ErrNoSuchQueue))

@@ -22,11 +22,21 @@ type SendInput struct {
 	Attributes       []Attribute // at most 10 (SQS rule; checked by the API layer, not here)
 	SystemAttributes []Attribute // e.g. AWSTraceHeader
 	// Delay is used when HasDelay; else the queue's Delay. FIFO queues
-	// reject a per-message delay.
+	// reject a per-message delay. A standard queue takes delays past
+	// MaxDelay (SQS's 15 minutes), up to below its Retention: scheduled
+	// work.
 	Delay    time.Duration
 	HasDelay bool
 	GroupID  string // required for FIFO
 	DedupID  string // FIFO: required unless ContentBasedDeduplication (then SHA-256 of body)
+	// Priority is 0..255 (0 = RabbitMQ's default, the lowest). A priority
+	// queue delivers higher priorities first; above the queue's
+	// MaxPriority it counts as MaxPriority; other queues keep it but
+	// ignore it.
+	Priority int
+	// TTL expires the message if it is not delivered within TTL after it
+	// becomes visible (0 = only the queue's MessageTTL; the lower wins).
+	TTL time.Duration
 }
 
 // SendResult is the outcome of one SendInput.
@@ -51,13 +61,19 @@ type Message struct {
 	GroupID          string
 	DedupID          string
 	SequenceNumber   string
-	DeadLetterSource string // queue it was dead-lettered from, "" if none
+	DeadLetterSource string    // queue it was dead-lettered from, "" if none
+	Priority         int       // as sent (0..255)
+	ExpiresAt        time.Time // zero when the message never expires
 }
 
-// Stats are a queue's depths (SQS's Approximate* attributes) and timestamps.
+// Stats are a queue's depths (SQS's Approximate* attributes), timestamps,
+// and what expired since Open (counters, not journaled).
 type Stats struct {
 	Visible, InFlight, Delayed int
 	CreatedAt, ModifiedAt      time.Time
+	// ExpiredDropped counts messages whose TTL passed on a queue without
+	// a dead-letter queue; ExpiredDeadLettered those moved to it.
+	ExpiredDropped, ExpiredDeadLettered int64
 }
 
 type msgState uint8
@@ -89,7 +105,21 @@ type message struct {
 	state            msgState
 	tick             uint32 // bumped whenever heap or ready entries must go stale
 	group            *group // FIFO only
+	priority         uint8  // as sent; the ready level is min(priority, MaxPriority)
+	// expiresAt is when the TTL ends (0 = never); expiryQueued says the
+	// expiry heap holds an entry for m (see expireDueLocked).
+	expiresAt    int64
+	expiryQueued bool
+	moveReason   moveReason // why m is moving, for the copy's bridge-error
 }
+
+// moveReason says why a message is being moved to another queue.
+type moveReason uint8
+
+const (
+	moveOther   moveReason = iota // redrive, max receive count, AMQP reject
+	moveExpired                   // TTL passed: the copy gets bridge-error: expired
+)
 
 // size is what counts against MaxMessageSize: body plus attribute names,
 // types and values, as SQS counts it.

@@ -30,25 +30,62 @@ func (m *Manager) deadLetter(src *Queue, moves []*message) {
 		src.abortMoves(moves)
 		return
 	}
+	expired := 0
+	for _, msg := range moves {
+		if msg.moveReason == moveExpired {
+			expired++
+		}
+	}
+	src.expiredMoved.Add(int64(expired))
 	if err := src.finishMoves(moves); err != nil {
 		m.log.Warn("journaling dead-letter deletions failed", "queue", src.name, "error", err)
 	}
 }
 
 // movedCopy returns the copy of msg to store in another queue. Id, body,
-// attributes, SentAt and group are kept; the receive history restarts.
-// source is the DeadLetterSource to record ("" when redriving back).
+// attributes, SentAt, priority and group are kept; the receive history
+// restarts, and the expiry is dropped (as RabbitMQ drops a dead letter's
+// expiration: the target queue's own TTL applies). An expired message's
+// copy carries bridge-error: expired. source is the DeadLetterSource to
+// record ("" when redriving back).
 func movedCopy(msg *message, source string) *message {
+	attrs := msg.attrs
+	if msg.moveReason == moveExpired {
+		attrs = withAttribute(attrs, Attribute{Name: AttributeError, DataType: "String", Value: []byte(ErrorExpired)})
+	}
 	return &message{
 		id:               msg.id,
 		body:             msg.body,
-		attrs:            msg.attrs,
+		attrs:            attrs,
 		sysAttrs:         msg.sysAttrs,
 		groupID:          msg.groupID,
 		dedupID:          msg.dedupID,
 		deadLetterSource: source,
 		sentAt:           msg.sentAt,
+		priority:         msg.priority,
 	}
+}
+
+// withAttribute returns a copy of attrs with a set, replacing an attribute
+// of the same name (a message dead-lettered twice gets one bridge-error).
+// a goes before the first name that sorts after it, so sorted attributes
+// (the SQS API sorts them) stay sorted.
+func withAttribute(attrs []Attribute, a Attribute) []Attribute {
+	out := make([]Attribute, 0, len(attrs)+1)
+	placed := false
+	for _, old := range attrs {
+		if old.Name == a.Name {
+			continue
+		}
+		if !placed && old.Name > a.Name {
+			out, placed = append(out, a), true
+		}
+		out = append(out, old)
+	}
+	if !placed {
+		out = append(out, a)
+	}
+	return out
 }
 
 // putMoved stores moved copies, visible at once, and returns when they are
@@ -67,6 +104,9 @@ func (q *Queue) putMoved(copies []*message) error {
 			msg.groupID = ""
 		}
 		msg.visibleAt = now
+		if q.cfg.MessageTTL > 0 {
+			msg.expiresAt = now + int64(q.cfg.MessageTTL)
+		}
 		q.pending = appendPut(q.pending, msg)
 		q.insertLocked(msg, now)
 	}
@@ -130,11 +170,7 @@ func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
 		if msg.state != stateVisible {
 			continue
 		}
-		q.setStateLocked(msg, stateMoving)
-		msg.tick++
-		if g := msg.group; g != nil {
-			g.inflight++
-		}
+		q.startMoveLocked(msg, moveOther)
 		out = append(out, msg)
 	}
 	return out, after

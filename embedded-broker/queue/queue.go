@@ -30,15 +30,24 @@ type Queue struct {
 	idPrefix  uint64
 	msgs      map[uint64]*message
 	order     ring[*message] // every stored message in seq order (gone ones are dropped lazily)
-	ready     ring[readyEntry]
+	// ready holds the visible messages of a standard queue, one ring per
+	// priority level (one level unless MaxPriority is set); readyBits
+	// marks the levels whose ring is not empty (priority.go).
+	ready     []ring[readyEntry]
+	readyBits [4]uint64
 	groups    map[string]*group
 	readyGrp  ring[*group]
 	deadlines deadlineHeap
-	counts    [numStates]int
-	dedup     map[string]dedupEntry
-	dedupExp  ring[dedupExpiry]
-	waiters   []*waiter
-	liveBytes int64
+	// expiries holds the TTL ends of messages with a TTL (expiry.go);
+	// expiredMoves are expired messages marked moving, waiting for a
+	// caller that can take the dead-letter queue's lock.
+	expiries     deadlineHeap
+	expiredMoves []*message
+	counts       [numStates]int
+	dedup        map[string]dedupEntry
+	dedupExp     ring[dedupExpiry]
+	waiters      []*waiter
+	liveBytes    int64
 
 	// pending holds encoded journal records not yet written; pendingBase is
 	// the logical journal offset of pending[0]. Both are guarded by mu.
@@ -54,6 +63,13 @@ type Queue struct {
 	spare      []byte
 	writtenEnd uint64 // logical offset written to the file
 	ioErr      error  // sticky: after a failed sync, or a failed write that could not be truncated away
+
+	// lastUsed is when a sender or receiver last used the queue (unix
+	// nanoseconds), for IdleTimeout. expiredDropped and expiredMoved
+	// count expiries (Stats).
+	lastUsed       atomic.Int64
+	expiredDropped atomic.Int64
+	expiredMoved   atomic.Int64
 
 	// syncedEnd is the logical offset made durable. The interval policy's
 	// fsync runs outside flushMu (under syncMu) so that senders keep
@@ -99,7 +115,7 @@ type queueMeta struct {
 }
 
 func newQueue(m *Manager, meta queueMeta) *Queue {
-	return &Queue{
+	q := &Queue{
 		m:        m,
 		name:     meta.Config.Name,
 		fifo:     meta.Config.FIFO,
@@ -110,7 +126,10 @@ func newQueue(m *Manager, meta queueMeta) *Queue {
 		groups:   map[string]*group{},
 		dedup:    map[string]dedupEntry{},
 		idPrefix: m.random64(),
+		ready:    make([]ring[readyEntry], meta.Config.MaxPriority+1),
 	}
+	q.lastUsed.Store(m.now().UnixNano())
+	return q
 }
 
 // Name returns the queue's name.
@@ -130,11 +149,13 @@ func (q *Queue) Stats() Stats {
 	defer q.mu.Unlock()
 	q.advanceLocked(q.m.now().UnixNano())
 	return Stats{
-		Visible:    q.counts[stateVisible],
-		InFlight:   q.counts[stateInflight] + q.counts[stateMoving],
-		Delayed:    q.counts[stateDelayed],
-		CreatedAt:  q.meta.CreatedAt,
-		ModifiedAt: q.meta.ModifiedAt,
+		Visible:             q.counts[stateVisible],
+		InFlight:            q.counts[stateInflight] + q.counts[stateMoving],
+		Delayed:             q.counts[stateDelayed],
+		CreatedAt:           q.meta.CreatedAt,
+		ModifiedAt:          q.meta.ModifiedAt,
+		ExpiredDropped:      q.expiredDropped.Load(),
+		ExpiredDeadLettered: q.expiredMoved.Load(),
 	}
 }
 
@@ -155,9 +176,13 @@ func (q *Queue) SetConfig(cfg Config) error {
 		q.mu.Unlock()
 		return q.closedErr
 	}
+	relevel := cfg.MaxPriority != q.cfg.MaxPriority
 	q.cfg = cfg
 	q.meta.Config = cfg
 	q.meta.ModifiedAt = q.m.now()
+	if relevel {
+		q.rebuildReadyLocked()
+	}
 	q.pending = appendConfigRecord(q.pending, q.m.encodeMeta(q.meta))
 	end := q.endLocked()
 	q.mu.Unlock()
@@ -189,6 +214,7 @@ func (q *Queue) Send(ctx context.Context, in []SendInput) ([]SendResult, error) 
 		}
 	}
 	now := q.m.now().UnixNano()
+	q.lastUsed.Store(now)
 	q.mu.Lock()
 	if q.closedErr != nil {
 		q.mu.Unlock()
@@ -217,7 +243,7 @@ func (q *Queue) Send(ctx context.Context, in []SendInput) ([]SendResult, error) 
 // sendOneLocked validates and enqueues one input; it reports whether a new
 // message became visible or delayed.
 func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendResult) bool {
-	delay, dedupID, err := q.checkSendLocked(in, hash)
+	delay, ttl, dedupID, err := q.checkSendLocked(in, hash)
 	if err != nil {
 		res.Err = fmt.Errorf("send to %s: %w", q.name, err)
 		return false
@@ -238,6 +264,12 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 		dedupID:   dedupID,
 		sentAt:    now,
 		visibleAt: now + int64(delay),
+		priority:  uint8(in.Priority),
+	}
+	if ttl > 0 {
+		// The TTL runs from when the message becomes visible, so a
+		// scheduled message (a long delay) gets its whole TTL at its time.
+		m.expiresAt = m.visibleAt + int64(ttl)
 	}
 	if q.fifo {
 		m.groupID = in.GroupID
@@ -254,50 +286,74 @@ func (q *Queue) sendOneLocked(in *SendInput, hash string, now int64, res *SendRe
 }
 
 // checkSendLocked validates one input against the queue's config and
-// returns its delay and deduplication id (hash under content-based
-// deduplication).
-func (q *Queue) checkSendLocked(in *SendInput, hash string) (time.Duration, string, error) {
+// returns its delay, its TTL (the lower of the message's and the queue's;
+// 0 = none) and deduplication id (hash under content-based deduplication).
+func (q *Queue) checkSendLocked(in *SendInput, hash string) (time.Duration, time.Duration, string, error) {
 	cfg := &q.cfg
+	fail := func(err error) (time.Duration, time.Duration, string, error) { return 0, 0, "", err }
 	if len(in.Body) == 0 {
-		return 0, "", fmt.Errorf("%w: empty body", ErrInvalidParameter)
+		return fail(fmt.Errorf("%w: empty body", ErrInvalidParameter))
 	}
 	size := messageSize(in.Body, in.Attributes)
 	if size > cfg.MaxMessageSize {
-		return 0, "", fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, size, cfg.MaxMessageSize)
+		return fail(fmt.Errorf("%w: %d bytes > %d", ErrMessageTooLarge, size, cfg.MaxMessageSize))
 	}
 	// System attributes do not count toward MaxMessageSize (as in SQS), but
 	// the journal bounds a record; an over-long one would read back as
 	// corruption, so refuse it here.
 	if size+messageSize(nil, in.SystemAttributes)+len(in.GroupID)+len(in.DedupID)+recordSlack > maxRecordLength {
-		return 0, "", fmt.Errorf("%w: message with system attributes exceeds %d bytes", ErrMessageTooLarge, maxRecordLength-recordSlack)
+		return fail(fmt.Errorf("%w: message with system attributes exceeds %d bytes", ErrMessageTooLarge, maxRecordLength-recordSlack))
+	}
+	if in.Priority < 0 || in.Priority > MaxMaxPriority {
+		return fail(fmt.Errorf("%w: priority %d outside 0..%d", ErrInvalidParameter, in.Priority, MaxMaxPriority))
+	}
+	ttl, err := effectiveTTL(in.TTL, cfg.MessageTTL)
+	if err != nil {
+		return fail(err)
 	}
 	delay := cfg.Delay
 	if in.HasDelay {
 		switch {
-		case in.Delay < 0 || in.Delay > MaxDelay:
-			return 0, "", fmt.Errorf("%w: delay %v outside 0..%v", ErrInvalidParameter, in.Delay, MaxDelay)
 		case q.fifo && in.Delay != 0:
-			return 0, "", fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalidParameter)
+			return fail(fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalidParameter))
+		case in.Delay < 0 || in.Delay >= cfg.Retention:
+			return fail(fmt.Errorf("%w: delay %v outside 0..%v (below the retention)", ErrInvalidParameter, in.Delay, cfg.Retention))
 		case !q.fifo:
 			delay = in.Delay
 		}
 	}
 	if !q.fifo {
 		if in.DedupID != "" {
-			return 0, "", fmt.Errorf("%w: deduplication ids need a FIFO queue", ErrInvalidParameter)
+			return fail(fmt.Errorf("%w: deduplication ids need a FIFO queue", ErrInvalidParameter))
 		}
-		return delay, "", nil
+		return delay, ttl, "", nil
 	}
 	if in.GroupID == "" {
-		return 0, "", fmt.Errorf("%w: a FIFO queue needs a message group id", ErrInvalidParameter)
+		return fail(fmt.Errorf("%w: a FIFO queue needs a message group id", ErrInvalidParameter))
 	}
 	if in.DedupID != "" {
-		return delay, in.DedupID, nil
+		return delay, ttl, in.DedupID, nil
 	}
 	if !cfg.ContentBasedDeduplication {
-		return 0, "", fmt.Errorf("%w: a deduplication id is required without content-based deduplication", ErrInvalidParameter)
+		return fail(fmt.Errorf("%w: a deduplication id is required without content-based deduplication", ErrInvalidParameter))
 	}
-	return delay, hash, nil
+	return delay, ttl, hash, nil
+}
+
+// effectiveTTL is the lower of a message's TTL and its queue's (0 = none),
+// as RabbitMQ picks; a TTL below MinTTL counts as MinTTL.
+func effectiveTTL(message, queue time.Duration) (time.Duration, error) {
+	if message < 0 {
+		return 0, fmt.Errorf("%w: TTL %v is negative", ErrInvalidParameter, message)
+	}
+	ttl := message
+	if ttl == 0 || queue > 0 && queue < ttl {
+		ttl = queue
+	}
+	if ttl > 0 && ttl < MinTTL {
+		ttl = MinTTL
+	}
+	return ttl, nil
 }
 
 // copyPayload copies a message's bytes into one allocation: callers (the
@@ -335,6 +391,9 @@ func (q *Queue) insertLocked(m *message, now int64) {
 	q.msgs[m.seq] = m
 	q.order.push(m)
 	q.liveBytes += m.liveSize()
+	if m.expiresAt != 0 {
+		q.queueExpiryLocked(m)
+	}
 	if q.fifo {
 		g := q.groups[m.groupID]
 		if g == nil {
@@ -392,15 +451,20 @@ func (q *Queue) rebuildDeadlinesLocked() {
 	}
 }
 
-// makeVisibleLocked turns m visible and queues it (or its group) for receive.
+// makeVisibleLocked turns m visible and queues it (or its group) for
+// receive. A message with a TTL whose expiry entry was dropped while it was
+// in flight gets one again, so an expiry that passed meanwhile is seen.
 func (q *Queue) makeVisibleLocked(m *message) {
 	q.setStateLocked(m, stateVisible)
 	m.tick++
+	if m.expiresAt != 0 && !m.expiryQueued {
+		q.queueExpiryLocked(m)
+	}
 	if g := m.group; g != nil {
 		q.queueGroupLocked(g)
 		return
 	}
-	q.ready.push(readyEntry{m: m, tick: m.tick})
+	q.pushReadyLocked(m)
 }
 
 // queueGroupLocked puts g on the ready list if it can be received from.
@@ -474,6 +538,7 @@ func (q *Queue) advanceLocked(now int64) {
 			q.makeVisibleLocked(m)
 		}
 	}
+	q.expireDueLocked(now)
 	retention := int64(q.cfg.Retention)
 	for q.order.len() > 0 {
 		m := q.order.front()

@@ -248,7 +248,8 @@ func TestDelay(t *testing.T) {
 		{name: "message delay overrides", queueDelay: 10 * time.Second, in: SendInput{Body: []byte("x"), Delay: 3 * time.Second, HasDelay: true}, wantDelay: 3 * time.Second},
 		{name: "explicit zero overrides", queueDelay: 10 * time.Second, in: SendInput{Body: []byte("x"), HasDelay: true}, wantDelay: 0},
 		{name: "no delay", in: SendInput{Body: []byte("x")}, wantDelay: 0},
-		{name: "too long", in: SendInput{Body: []byte("x"), Delay: 16 * time.Minute, HasDelay: true}, wantErr: ErrInvalidParameter},
+		{name: "past SQS's 15 minutes", in: SendInput{Body: []byte("x"), Delay: 3 * time.Hour, HasDelay: true}, wantDelay: 3 * time.Hour},
+		{name: "not below the retention", in: SendInput{Body: []byte("x"), Delay: DefaultRetention, HasDelay: true}, wantErr: ErrInvalidParameter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,11 +54,13 @@ func (q *Queue) receive(ctx context.Context, max int, visibility, wait time.Dura
 		if timer != nil {
 			timer.Stop()
 		}
+		q.touch(q.m.now()) // the end of a long poll is a use (IdleTimeout)
 	}()
 	var deadlineAt time.Time
 	w := &waiter{ch: make(chan struct{}, 1)}
 	for {
 		now := q.m.now()
+		q.lastUsed.Store(now.UnixNano())
 		msgs, moves, nextAt, err := q.tryReceive(now.UnixNano(), max, visibility, &wait, w, hold)
 		if err != nil {
 			return nil, err
@@ -138,25 +140,32 @@ func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *t
 	q.advanceLocked(now)
 	q.removeWaiterLocked(w)
 	var out []Message
-	if n := q.ready.len(); n > 0 && !q.fifo {
+	if n := q.counts[stateVisible]; n > 0 && !q.fifo {
 		out = make([]Message, 0, min(max, n))
 	}
-	var moves []*message
+	moves := q.takeExpiredMovesLocked()
+	taken := len(moves) // expired messages the sweep found do not count
 	retention := int64(q.cfg.Retention)
 	// take delivers m, dead-letters it, or drops it when its retention
 	// passed (a redriven message keeps its original SentAt, so it can
-	// expire out of seq order); it reports whether m left its group.
+	// expire out of seq order) or its TTL did (checked here too: an
+	// expired message is never delivered); it reports whether m left its
+	// group.
 	take := func(m *message) bool {
 		if m.sentAt+retention <= now {
 			q.removeLocked(m)
 			return true
 		}
-		if q.cfg.DeadLetterQueue != "" && int(m.receiveCount) >= q.cfg.MaxReceiveCount && q.m.hasQueue(q.cfg.DeadLetterQueue) {
-			q.setStateLocked(m, stateMoving)
-			m.tick++
-			if g := m.group; g != nil {
-				g.inflight++ // hold the group until the move ends, so order holds
+		if m.expiresAt != 0 && m.expiresAt <= now {
+			if q.expireLocked(m) {
+				moves = append(moves, q.takeExpiredMovesLocked()...)
+				return false
 			}
+			return true
+		}
+		if q.cfg.DeadLetterQueue != "" && int(m.receiveCount) >= q.cfg.MaxReceiveCount && q.m.hasQueue(q.cfg.DeadLetterQueue) {
+			// A FIFO group stays held until the move ends, so order holds.
+			q.startMoveLocked(m, moveOther)
 			moves = append(moves, m)
 			return false
 		}
@@ -164,14 +173,14 @@ func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *t
 		return false
 	}
 	if q.fifo {
-		q.takeGroupsLocked(max, take, func() int { return len(out) + len(moves) })
+		q.takeGroupsLocked(max, take, func() int { return len(out) + len(moves) - taken })
 	} else {
-		for len(out)+len(moves) < max && q.ready.len() > 0 {
-			e := q.ready.pop()
-			if e.tick != e.m.tick || e.m.state != stateVisible {
-				continue
+		for len(out)+len(moves)-taken < max {
+			m := q.popReadyLocked(now)
+			if m == nil {
+				break
 			}
-			take(e.m)
+			take(m)
 		}
 	}
 	if len(out) == 0 && len(moves) == 0 {
@@ -243,6 +252,8 @@ func (q *Queue) deliverLocked(m *message, now int64, visibility time.Duration, h
 		DedupID:          m.dedupID,
 		SequenceNumber:   m.sequenceNumber(),
 		DeadLetterSource: m.deadLetterSource,
+		Priority:         int(m.priority),
+		ExpiresAt:        unixTime(m.expiresAt),
 	}
 }
 
@@ -283,6 +294,7 @@ func (q *Queue) DeleteBatch(ctx context.Context, receiptHandles []string) []erro
 		}
 		return errs
 	}
+	q.touch(q.m.now())
 	q.mu.Lock()
 	if q.closedErr != nil {
 		q.mu.Unlock()
@@ -337,6 +349,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 		return fmt.Errorf("change visibility in %s: %w: %v outside 0..%v", q.name, ErrInvalidParameter, d, MaxVisibilityTimeout)
 	}
 	now := q.m.now().UnixNano()
+	q.lastUsed.Store(now)
 	q.mu.Lock()
 	if q.closedErr != nil {
 		q.mu.Unlock()

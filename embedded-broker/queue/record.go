@@ -29,7 +29,11 @@ const (
 	kindPurge      recordKind = 6 // seq: every message below it is gone
 	kindDedup      recordKind = 7 // FIFO dedup entry of a message no longer stored
 	kindEpoch      recordKind = 8 // epoch, next seq: written at every open and compaction
-	kindMax        recordKind = kindEpoch
+	// kindPutExt is a put with the fields beyond SQS: priority and expiry.
+	// It is written only when one of them is set, so a plain queue's
+	// journal is unchanged (and readable by a bridge that predates them).
+	kindPutExt recordKind = 9
+	kindMax    recordKind = kindPutExt
 )
 
 const (
@@ -91,9 +95,16 @@ func appendAttributes(dst []byte, attrs []Attribute) []byte {
 	return dst
 }
 
-// appendPut encodes m with its current state (used for sends, moves and compaction).
+// appendPut encodes m with its current state (used for sends, moves and
+// compaction): a kindPut record, or kindPutExt when m has a priority or an
+// expiry.
 func appendPut(dst []byte, m *message) []byte {
-	dst, start := beginRecord(dst, kindPut)
+	ext := m.priority != 0 || m.expiresAt != 0
+	kind := kindPut
+	if ext {
+		kind = kindPutExt
+	}
+	dst, start := beginRecord(dst, kind)
 	dst = binary.AppendUvarint(dst, m.seq)
 	dst = binary.AppendVarint(dst, m.sentAt)
 	dst = binary.AppendVarint(dst, m.visibleAt)
@@ -107,6 +118,10 @@ func appendPut(dst []byte, m *message) []byte {
 	dst = appendBytes(dst, m.body)
 	dst = appendAttributes(dst, m.attrs)
 	dst = appendAttributes(dst, m.sysAttrs)
+	if ext {
+		dst = binary.AppendUvarint(dst, uint64(m.priority))
+		dst = binary.AppendVarint(dst, m.expiresAt)
+	}
 	return finishRecord(dst, start)
 }
 
@@ -160,7 +175,7 @@ func appendRecord(dst []byte, r *record) []byte {
 	switch r.kind {
 	case kindConfig:
 		return appendConfigRecord(dst, r.meta)
-	case kindPut:
+	case kindPut, kindPutExt:
 		return appendPut(dst, r.msg)
 	case kindReceive:
 		return appendReceive(dst, &message{seq: r.seq, epoch: r.epoch, receiveCount: r.receiveCount, visibleAt: r.at, firstRecvAt: r.firstRecvAt})
@@ -214,6 +229,15 @@ func decodePayload(kind recordKind, payload []byte) (record, error) {
 		d.buf = nil
 	case kindPut:
 		r.msg = d.message()
+	case kindPutExt:
+		r.msg = d.message()
+		r.msg.priority = d.uint8()
+		r.msg.expiresAt = d.varint()
+		if d.err == nil && r.msg.priority == 0 && r.msg.expiresAt == 0 {
+			// The encoder writes a plain put then; accepting this would
+			// break byte-for-byte round trips.
+			d.fail("extended put without extension")
+		}
 	case kindReceive:
 		r.seq = d.uvarint()
 		r.epoch = d.uint32()
@@ -292,6 +316,15 @@ func (d *decoder) uint32() uint32 {
 		return 0
 	}
 	return uint32(v)
+}
+
+func (d *decoder) uint8() uint8 {
+	v := d.uvarint()
+	if v > 255 {
+		d.fail("uint8")
+		return 0
+	}
+	return uint8(v)
 }
 
 func (d *decoder) bytes() []byte {

@@ -16,6 +16,10 @@ func sampleRecords() []record {
 			attrs:    []Attribute{{Name: "a", DataType: "String", Value: []byte("v")}},
 			sysAttrs: []Attribute{{Name: "AWSTraceHeader", DataType: "String", Value: []byte("t")}}}},
 		{kind: kindPut, msg: &message{seq: 1, id: "x", body: []byte{}}},
+		{kind: kindPutExt, msg: &message{seq: 2, id: "p", body: []byte("b"), priority: 255, expiresAt: 1 << 55,
+			attrs: []Attribute{{Name: "bridge-error", DataType: "String", Value: []byte("expired")}}}},
+		{kind: kindPutExt, msg: &message{seq: 3, id: "t", body: []byte("b"), expiresAt: -1}},
+		{kind: kindPutExt, msg: &message{seq: 4, id: "q", body: []byte("b"), priority: 1}},
 		{kind: kindReceive, seq: 1 << 40, epoch: 1<<32 - 1, receiveCount: 1000, at: -1, firstRecvAt: 1},
 		{kind: kindVisibility, seq: 3, at: 99},
 		{kind: kindDelete, seq: 0},
@@ -61,6 +65,14 @@ func TestReadRecordRejects(t *testing.T) {
 		b, start := beginRecord(nil, 99)
 		return finishRecord(b, start)
 	}
+	// ext builds an extended put whose extension is raw.
+	ext := func(raw ...byte) []byte {
+		plain := appendPut(nil, &message{seq: 1, id: "x", body: []byte("b")})
+		b, start := beginRecord(nil, kindPutExt)
+		b = append(b, plain[recordHeaderLength+1:]...)
+		b = append(b, raw...)
+		return finishRecord(b, start)
+	}
 	trailing := func() []byte {
 		b, start := beginRecord(nil, kindDelete)
 		b = append(b, 5, 0)
@@ -78,6 +90,9 @@ func TestReadRecordRejects(t *testing.T) {
 		{"non-minimal varint", padded()},
 		{"unknown kind", unknown()},
 		{"trailing payload", trailing()},
+		{"extended put without extension", ext(0, 0)},
+		{"priority above 255", ext(0x80, 0x02, 0)},
+		{"extended put cut short", ext(1)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
