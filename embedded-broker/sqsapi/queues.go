@@ -78,7 +78,7 @@ func normalize(cfg queue.Config) queue.Config {
 type createQueueRequest struct {
 	QueueName  string
 	Attributes map[string]string
-	Tags       map[string]string // accepted, ignored
+	Tags       map[string]string // accepted and ignored, but for bridge-temporary
 }
 
 type queueURLResponse struct {
@@ -92,14 +92,21 @@ func (s *Server) createQueue(_ context.Context, req *createQueueRequest) (*queue
 	if !validQueueName(req.QueueName) {
 		return nil, newError(kindInvalidParameterValue, "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length. A FIFO queue name ends in .fifo.")
 	}
+	idle, apiErr := temporaryIdleTimeout(req.Tags)
+	if apiErr != nil {
+		return nil, apiErr
+	}
 	if q, err := s.manager.Get(req.QueueName); err == nil {
 		// SQS returns the existing queue when every attribute given matches
 		// it, and QueueAlreadyExists when one differs; attributes not given
-		// are not compared.
+		// are not compared. The bridge-temporary tag counts as one.
 		current := q.Config()
 		wanted := current
 		if apiErr := s.applyQueueAttributes(&wanted, req.Attributes, true); apiErr != nil {
 			return nil, apiErr
+		}
+		if _, tagged := req.Tags[TagTemporary]; tagged {
+			wanted.IdleTimeout = idle
 		}
 		if normalize(wanted) != normalize(current) {
 			return nil, newError(kindQueueNameExists, "A queue already exists with the same name and a different value for attribute(s).")
@@ -107,6 +114,7 @@ func (s *Server) createQueue(_ context.Context, req *createQueueRequest) (*queue
 		return &queueURLResponse{s.queueURL(req.QueueName)}, nil
 	}
 	cfg := defaultConfig(req.QueueName)
+	cfg.IdleTimeout = idle
 	if apiErr := s.applyQueueAttributes(&cfg, req.Attributes, true); apiErr != nil {
 		return nil, apiErr
 	}
@@ -185,6 +193,9 @@ func (s *Server) applyQueueAttribute(cfg *queue.Config, name, value string, crea
 		}
 		cfg.ContentBasedDeduplication = cbd
 	default:
+		if known, apiErr := applyExtensionAttribute(cfg, name, value); known {
+			return apiErr
+		}
 		if !ignoredQueueAttributes[name] {
 			return newError(kindInvalidAttributeName, "Unknown Attribute %s.", name)
 		}
@@ -327,7 +338,8 @@ func (s *Server) getQueueAttributes(_ context.Context, req *getQueueAttributesRe
 			for _, n := range readableQueueAttributes {
 				want[n] = true
 			}
-		case slices.Contains(readableQueueAttributes, name):
+			want[attrAll] = true
+		case slices.Contains(readableQueueAttributes, name), slices.Contains(extensionQueueAttributes, name):
 			want[name] = true
 		case ignoredQueueAttributes[name]:
 			// Accepted, never has a value.
@@ -373,6 +385,7 @@ func (s *Server) queueAttributes(q *queue.Queue, want map[string]bool) map[strin
 		set(attrFifoQueue, "true")
 		set(attrContentBasedDeduplication, strconv.FormatBool(cfg.ContentBasedDeduplication))
 	}
+	extensionAttributes(&cfg, want, want[attrAll], attrs)
 	return attrs
 }
 

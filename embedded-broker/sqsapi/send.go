@@ -83,6 +83,9 @@ func prepareSend(cfg *queue.Config, e *sendEntry) (preparedSend, *apiError) {
 			p.input.Delay, p.input.HasDelay = time.Duration(d)*time.Second, true
 		}
 	}
+	if apiErr := applyMessageExtensions(cfg, e, &p.input); apiErr != nil {
+		return p, apiErr
+	}
 	p.md5Body = md5Hex(p.input.Body)
 	p.md5Attrs = md5OfAttributes(attrs)
 	p.md5SysAttrs = md5OfAttributes(sysAttrs)
