@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bridgeio/bridge/embedded-broker/amqpapi/internal/wire"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
@@ -44,7 +45,24 @@ const (
 	attrPriority      = "amqp.priority"
 	attrTimestamp     = "amqp.timestamp"
 	attrAppID         = "amqp.app_id"
+
+	attrBridgeReplyTo       = "bridge-reply-to"
+	attrBridgeCorrelationID = "bridge-correlation-id"
 )
+
+// messageTTL reads the expiration property, RabbitMQ's per-message TTL: a
+// string of a non-negative integer of milliseconds ("0" counts as
+// queue.MinTTL). Anything else is 406, as RabbitMQ answers.
+func messageTTL(p *wire.BasicProperties) (time.Duration, error) {
+	if p.Flags&wire.BasicFlagExpiration == 0 {
+		return 0, nil
+	}
+	ms, err := strconv.ParseUint(p.Expiration, 10, 32)
+	if err != nil {
+		return 0, newError(wire.PreconditionFailed, "invalid expiration '%s': a non-negative integer of milliseconds, at most 4294967295", p.Expiration)
+	}
+	return max(time.Duration(ms)*time.Millisecond, queue.MinTTL), nil
+}
 
 // envelope is the decoded envelopeAttribute.
 type envelope struct {
@@ -99,6 +117,10 @@ func sendInput(cmd *command, pub *wire.BasicPublish, attrs []queue.Attribute, fi
 		envelope{exchange: pub.Exchange, routingKey: pub.RoutingKey, properties: cmd.raw})
 	in := queue.SendInput{Body: cmd.body, Attributes: attrs,
 		SystemAttributes: []queue.Attribute{{Name: envelopeAttribute, DataType: "Binary", Value: env}}}
+	if cmd.props.Flags&wire.BasicFlagPriority != 0 {
+		in.Priority = int(cmd.props.Priority)
+	}
+	in.TTL, _ = messageTTL(cmd.props) // checked by checkPublish
 	if fifo {
 		// FIFO queues (declared in the config or over SQS): the group is
 		// the bridge-key header, else the routing key; the deduplication
@@ -138,6 +160,10 @@ func sqsAttributes(p *wire.BasicProperties) []queue.Attribute {
 	add(wire.BasicFlagReplyTo, attrReplyTo, p.ReplyTo)
 	add(wire.BasicFlagType, attrType, p.Type)
 	add(wire.BasicFlagAppId, attrAppID, p.AppId)
+	// Request-reply as bridge's SQS clients see it (docs/queues.md): an
+	// SQS server answering an AMQP client reads these.
+	add(wire.BasicFlagReplyTo, attrBridgeReplyTo, p.ReplyTo)
+	add(wire.BasicFlagCorrelationId, attrBridgeCorrelationID, p.CorrelationId)
 	if p.Flags&wire.BasicFlagPriority != 0 && p.Priority != 0 {
 		add(wire.BasicFlagPriority, attrPriority, strconv.Itoa(int(p.Priority)))
 	}
@@ -246,6 +272,9 @@ func deliveryForm(m *queue.Message, queueName string) (exchangeName, key string,
 		if setProperty(&p, a) {
 			continue
 		}
+		if setRequestReply(&p, a) {
+			continue
+		}
 		var v any = string(a.Value)
 		if strings.HasPrefix(a.DataType, "Binary") {
 			v = append([]byte(nil), a.Value...)
@@ -253,7 +282,42 @@ func deliveryForm(m *queue.Message, queueName string) (exchangeName, key string,
 		p.Flags |= wire.BasicFlagHeaders
 		p.Headers = append(p.Headers, wire.Field{Name: a.Name, Value: v})
 	}
+	if m.Priority != 0 && p.Flags&wire.BasicFlagPriority == 0 {
+		p.Flags |= wire.BasicFlagPriority
+		p.Priority = uint8(m.Priority)
+	}
 	return defaultExchange, queueName, p.Append(nil)
+}
+
+// setRequestReply maps bridge's request-reply attributes (sent over SQS or
+// by a pipeline route) onto reply_to and correlation_id, unless amqp.*
+// attributes set them already. bridge-reply-to may be a queue URL: an AMQP
+// client replies through the default exchange, by the queue's name.
+func setRequestReply(p *wire.BasicProperties, a queue.Attribute) bool {
+	v := string(a.Value)
+	switch a.Name {
+	case attrBridgeReplyTo:
+		if p.Flags&wire.BasicFlagReplyTo != 0 {
+			return false
+		}
+		if i := strings.LastIndexByte(v, '/'); i >= 0 {
+			v = v[i+1:]
+		}
+		if v == "" || len(v) > wire.MaxShortstr {
+			return false
+		}
+		p.Flags |= wire.BasicFlagReplyTo
+		p.ReplyTo = v
+		return true
+	case attrBridgeCorrelationID:
+		if p.Flags&wire.BasicFlagCorrelationId != 0 || len(v) > wire.MaxShortstr {
+			return false
+		}
+		p.Flags |= wire.BasicFlagCorrelationId
+		p.CorrelationId = v
+		return true
+	}
+	return false
 }
 
 // setProperty maps an amqp.* attribute back to its property and reports

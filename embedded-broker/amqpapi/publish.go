@@ -56,7 +56,7 @@ func (ch *channel) publish(cmds []*command) error {
 	var stopErr error
 	for _, cmd := range cmds {
 		pub := cmd.method.(*wire.BasicPublish)
-		xe, err := ch.checkPublish(pub)
+		xe, err := ch.checkPublish(cmd, pub)
 		if err != nil {
 			// Publishes before the bad one are stored and confirmed; the
 			// channel (or connection) closes after them.
@@ -105,9 +105,12 @@ func storeError(err error) error {
 
 // checkPublish resolves the target exchange and checks the publish is
 // allowed.
-func (ch *channel) checkPublish(pub *wire.BasicPublish) (*xentry, error) {
+func (ch *channel) checkPublish(cmd *command, pub *wire.BasicPublish) (*xentry, error) {
 	if pub.Immediate {
 		return nil, newError(wire.NotImplemented, "immediate=true")
+	}
+	if _, err := messageTTL(cmd.props); err != nil {
+		return nil, err
 	}
 	if !ch.c.role.canPublish() {
 		return nil, newError(wire.AccessRefused, "access to exchange '%s' in vhost '/' refused for user '%s' (role %s)", pub.Exchange, ch.c.user, ch.c.role)

@@ -120,7 +120,7 @@ func TestChannelErrors(t *testing.T) {
 			return err
 		}, amqp.AccessRefused},
 		{"unsupported argument", func(c *amqp.Channel) error {
-			_, err := c.QueueDeclare("ttl", true, false, false, false, amqp.Table{"x-message-ttl": int32(1000)})
+			_, err := c.QueueDeclare("limited", true, false, false, false, amqp.Table{"x-max-length": int32(1000)})
 			return err
 		}, amqp.PreconditionFailed},
 		{"delete a built-in exchange", func(c *amqp.Channel) error { return c.ExchangeDelete("amq.topic", false, false) }, amqp.AccessRefused},

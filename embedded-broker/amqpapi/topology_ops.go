@@ -148,8 +148,15 @@ func (t *topology) declareQueue(c *conn, m *wire.QueueDeclare) (queueDeclared, e
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var args queueArgs
+	if !m.Passive { // a passive declare's arguments are not looked at
+		var err error
+		if args, err = parseQueueArguments(name, m.Arguments); err != nil {
+			return queueDeclared{}, err
+		}
+	}
 	if q, err := t.qm.Get(name); err == nil {
-		return t.redeclareLocked(c, m, name, q)
+		return t.redeclareLocked(c, m, name, q, args)
 	}
 	switch {
 	case m.Passive:
@@ -160,9 +167,6 @@ func (t *topology) declareQueue(c *conn, m *wire.QueueDeclare) (queueDeclared, e
 		return queueDeclared{}, errConfigure(c.role, "queue '"+name+"'")
 	case strings.HasSuffix(name, ".fifo"):
 		return queueDeclared{}, newError(wire.PreconditionFailed, "queue '%s': FIFO queues (.fifo) are declared in the config file or over the SQS API", name)
-	}
-	if err := checkQueueArguments(m.Arguments); err != nil {
-		return queueDeclared{}, err
 	}
 	entry := &qentry{durable: m.Durable, exclusive: m.Exclusive, autoDelete: m.AutoDelete}
 	if m.Exclusive {
@@ -175,7 +179,9 @@ func (t *topology) declareQueue(c *conn, m *wire.QueueDeclare) (queueDeclared, e
 	if err := t.saveOrUndo(func() { delete(t.queues, name) }); err != nil {
 		return queueDeclared{}, err
 	}
-	if _, err := t.qm.Create(queue.Config{Name: name, MaxMessageSize: queue.MaxMaxMessageSize}); err != nil {
+	cfg := queue.Config{Name: name, MaxMessageSize: queue.MaxMaxMessageSize}
+	args.apply(&cfg)
+	if _, err := t.qm.Create(cfg); err != nil {
 		delete(t.queues, name)
 		_ = t.saveLocked()
 		if errors.Is(err, queue.ErrInvalidParameter) {
@@ -191,8 +197,9 @@ func (t *topology) declareQueue(c *conn, m *wire.QueueDeclare) (queueDeclared, e
 
 // redeclareLocked answers queue.declare for a queue that exists: passive,
 // or with the same flags as it has.
-func (t *topology) redeclareLocked(c *conn, m *wire.QueueDeclare, name string, q *queue.Queue) (queueDeclared, error) {
+func (t *topology) redeclareLocked(c *conn, m *wire.QueueDeclare, name string, q *queue.Queue, args queueArgs) (queueDeclared, error) {
 	entry := t.queues[name]
+	declaredOverAMQP := entry != nil
 	if entry == nil {
 		entry = &qentry{durable: true} // created by the config file or the SQS API
 	}
@@ -208,32 +215,15 @@ func (t *topology) redeclareLocked(c *conn, m *wire.QueueDeclare, name string, q
 		case entry.autoDelete != m.AutoDelete:
 			return queueDeclared{}, inequivalent("auto_delete", "queue", name, m.AutoDelete, entry.autoDelete)
 		}
+		if err := args.checkEquivalent(name, q.Config(), declaredOverAMQP); err != nil {
+			return queueDeclared{}, err
+		}
 	}
 	out := queueDeclared{name: name, messages: uint32(q.Stats().Visible)}
 	if qc := t.consumers[name]; qc != nil {
 		out.consumers = uint32(qc.n)
 	}
 	return out, nil
-}
-
-// checkQueueArguments accepts the x- arguments bridge honours or that do
-// not change delivery, and refuses the rest: a queue limit that would be
-// silently ignored is worse than a clear error.
-func checkQueueArguments(args wire.Table) error {
-	for _, f := range args {
-		switch f.Name {
-		case "x-queue-type":
-			if v, _ := f.Value.(string); v != "classic" && v != "quorum" {
-				return newError(wire.PreconditionFailed, "x-queue-type '%v' is not supported by bridge (classic and quorum are; both are bridge's durable queue)", f.Value)
-			}
-		case "x-queue-mode", "x-queue-master-locator", "x-queue-leader-locator", "x-quorum-initial-group-size", "x-ha-policy":
-			// Placement and storage hints: no meaning on one node.
-		case "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow", "x-dead-letter-exchange",
-			"x-dead-letter-routing-key", "x-max-priority", "x-single-active-consumer", "x-delivery-limit", "x-max-age":
-			return newError(wire.PreconditionFailed, "queue argument '%s' is not supported by bridge", f.Name)
-		}
-	}
-	return nil
 }
 
 // bindingFromArgs maps an AMQP binding to the exchange package's. Only a

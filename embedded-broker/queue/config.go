@@ -164,6 +164,16 @@ func (c Config) validateExtensions(bad func(string, ...any)) {
 	}
 }
 
+// ValidateName reports whether name can name a queue (an error wrapping
+// ErrInvalidParameter when not): what Create checks, for callers that take
+// a queue name from elsewhere (an AMQP dead-letter routing key).
+func ValidateName(name string) error {
+	if err := validateName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidParameter, err)
+	}
+	return nil
+}
+
 // validateName checks SQS's rule, widened by '.': 1..80 characters of
 // [A-Za-z0-9_.-], plus an optional ".fifo" suffix. SQS names have no dots,
 // but AMQP's do ("amq.gen-...", "orders.eu"); the SQS API checks SQS's
