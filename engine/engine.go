@@ -37,6 +37,9 @@ type Options struct {
 	Logger          *slog.Logger
 	// Telemetry records spans and metrics (engine/telemetry); nil = off.
 	Telemetry *telemetry.Telemetry
+	// Journal receives one record per handled batch and per failure
+	// (console.go); nil = off.
+	Journal Journal
 }
 
 // Engine runs pipelines. New builds, Run runs, and the status and replay
@@ -87,6 +90,9 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 		return fmt.Errorf("pipeline %s: topic %s: %w", name, topic, err)
 	}
 	e.instrumentRoutes(routes) // telemetry: spans and metrics per route (route.go)
+	for _, r := range routes {
+		r.journal = e.opts.Journal // the console's message journey (console.go)
+	}
 	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
 	p.state.Store("starting")
 	if _, shared := e.backbone.(GroupBackbone); !shared {

@@ -56,6 +56,9 @@ type route struct {
 	maxBytes  int
 
 	stats routeStats
+	// journal, when set, receives a record per handled batch and per
+	// failure (console.go): the console's message journey.
+	journal Journal
 
 	// Telemetry, set by instrumentRoutes. tracer is nil unless spans are
 	// recorded: with tracing off the cursor starts no span at all and the
@@ -278,9 +281,15 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 		trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrMatched.Int(len(c.outbuf)))
 	}
 	if len(c.outbuf) == 0 {
+		c.journalBatch(evs, 0)
 		return nil
 	}
-	return c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes)
+	matched := len(c.outbuf)
+	if err := c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes); err != nil {
+		return err
+	}
+	c.journalBatch(evs, matched)
+	return nil
 }
 
 // startProcessSpan starts the batch's process span: a child of the first
@@ -472,6 +481,7 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			return nil
 		}
 		batch, params, indexes = keepBatch, keepParams, keepIdx
+		c.journalRetry(evs, indexes, attempt, err)
 		r.stats.retries.Add(1)
 		r.metrics.Retry(ctx)
 		pause := r.retry.backoff(attempt)
@@ -560,10 +570,12 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 	r := c.r
 	switch r.onError {
 	case OnErrorDrop:
+		c.journalFailure(JournalDropped, ev, attempts, cause)
 		r.stats.dropped.Add(1)
 		c.log.Warn("event dropped by on_error: drop", "offset", ev.Offset, "err", cause)
 		return nil
 	case OnErrorStop:
+		c.journalFailure(JournalStopped, ev, attempts, cause)
 		c.log.Error("route stopped by on_error: stop", "offset", ev.Offset, "err", cause)
 		return fmt.Errorf("%w: offset %d: %v", errStopped, ev.Offset, cause)
 	}
@@ -572,6 +584,7 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 	for attempt := 1; ; attempt++ {
 		err := r.deadLetter.Send(hard, []event.Event{dl})
 		if err == nil {
+			c.journalFailure(JournalDeadLetter, ev, attempts, cause)
 			r.stats.deadLettered.Add(1)
 			r.metrics.DeadLetter(hard)
 			return nil
