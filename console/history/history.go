@@ -38,7 +38,7 @@ type Ring struct {
 	// newPending counts pending names without a series yet, so the
 	// MaxSeries bound holds before they are committed.
 	newPending int
-	refused int64
+	refused    int64
 }
 
 type acc struct {
