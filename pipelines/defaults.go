@@ -56,6 +56,7 @@ func applyDefaults(cfg *Config, written func(path string) bool) {
 		cfg.Telemetry.Metrics.Prometheus = true
 	}
 	setDefault(&cfg.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	applyConsoleDefaults(&cfg.Console, written)
 
 	b := &cfg.Backbone
 	setDefault(&b.Type, "embedded")
