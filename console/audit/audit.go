@@ -34,15 +34,22 @@ type Entry struct {
 type Log struct {
 	keep int
 
+	memory bool // no file: entries live in memory only
+
 	mu     sync.Mutex
+	closed bool
 	file   *os.File
 	recent []Entry // oldest first, at most keep
 }
 
-// Open opens (or creates) the log at path and loads its newest keep entries.
+// Open opens (or creates) the log at path and loads its newest keep
+// entries. An empty path keeps entries in memory only (tests, no data dir).
 func Open(path string, keep int) (*Log, error) {
 	if keep <= 0 {
 		keep = 10000
+	}
+	if path == "" {
+		return &Log{keep: keep, memory: true}, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -89,8 +96,12 @@ func (l *Log) Append(e Entry) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.file == nil {
+	if l.closed {
 		return errors.New("audit: log closed")
+	}
+	if l.memory {
+		l.remember(e)
+		return nil
 	}
 	w := bufio.NewWriter(l.file)
 	w.Write(line)
@@ -122,10 +133,12 @@ func (l *Log) List(skip, limit int) ([]Entry, int) {
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
 	if l.file == nil {
 		return nil
 	}
-	err := l.file.Close()
-	l.file = nil
-	return err
+	return l.file.Close()
 }
