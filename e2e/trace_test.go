@@ -331,7 +331,8 @@ func postTLS(c *http.Client, base, topic, body string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+// selfSigned writes a self-signed certificate for 127.0.0.1 and localhost
+// (librabbitmq checks the host name as a DNS name) and its key.
 func selfSigned(t *testing.T, dir string) (certPEM []byte, certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -340,7 +341,7 @@ func selfSigned(t *testing.T, dir string) (certPEM []byte, certFile, keyFile str
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bridge-test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

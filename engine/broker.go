@@ -40,6 +40,16 @@ func (b *Broker) AddExchange(x *exchange.Exchange, deadLetterQueue string) {
 	b.exchanges[x.Name()] = &exchangeRT{x: x, deadLetter: deadLetterQueue}
 }
 
+// Exchange returns a registered exchange and the queue its unroutable
+// events go to ("" = dropped), for listeners that share it (the AMQP API).
+func (b *Broker) Exchange(name string) (*exchange.Exchange, string, bool) {
+	x, ok := b.exchanges[name]
+	if !ok {
+		return nil, "", false
+	}
+	return x.x, x.deadLetter, true
+}
+
 // QueueDepth is one queue's depths.
 type QueueDepth struct {
 	Name            string `json:"name"`

@@ -13,6 +13,7 @@ type Config struct {
 	DataDir         string                 `yaml:"data_dir"`
 	HTTP            HTTP                   `yaml:"http"`
 	SQSAPI          SQSAPI                 `yaml:"sqs_api"`
+	AMQPAPI         AMQPAPI                `yaml:"amqp_api"`
 	Auth            Auth                   `yaml:"auth"`
 	Telemetry       Telemetry              `yaml:"telemetry"`
 	Backbone        Backbone               `yaml:"backbone"`
@@ -41,6 +42,16 @@ type SQSAPI struct {
 	// signatures are accepted; empty accepts any signature.
 	Credentials []SQSCredential `yaml:"credentials"`
 	// TLS, when set, serves the SQS API over HTTPS (cert_file, key_file).
+	TLS *TLS `yaml:"tls"`
+}
+
+// AMQPAPI is the AMQP 0-9-1 listener of the embedded broker (issue 19,
+// docs/amqp-api.md). An empty Listen disables it. Logins are checked
+// against auth.tokens.
+type AMQPAPI struct {
+	Listen string `yaml:"listen"`
+	// TLS, when set, serves AMQPS (cert_file, key_file; ca_file requires
+	// client certificates signed by it).
 	TLS *TLS `yaml:"tls"`
 }
 

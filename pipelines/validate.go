@@ -118,6 +118,7 @@ func (v *validator) global() {
 			v.fail("sqs_api.tls.insecure_skip_verify", ErrConflict, "insecure_skip_verify applies to clients, not to a listener")
 		}
 	}
+	v.amqpAPI()
 	for i, cr := range c.SQSAPI.Credentials {
 		p := "sqs_api.credentials[" + strconv.Itoa(i) + "]"
 		v.required(p+".access_key_id", cr.AccessKeyID)

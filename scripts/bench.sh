@@ -29,3 +29,5 @@ for pkg in ./connectors/amqp/ ./connectors/sqs/; do
 done
 # Migrations with and without --verify (BRIDGE_MIGRATE_BENCH_N=1000000 for the README's figure).
 run -bench 'BenchmarkMigrate' -benchtime 1x -timeout 60m ./migrate/
+# AMQP API (issue 19) against the local RabbitMQ (classic and quorum), same amqp091-go client code.
+run -bench 'BenchmarkAMQP' -benchtime 3x ./embedded-broker/amqpapi/

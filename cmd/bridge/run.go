@@ -245,6 +245,11 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		log.Info("SQS API listening", "addr", sqsSrv.addr, "tls", cfg.SQSAPI.TLS != nil, "signature_v4", len(creds) > 0)
 	}
 
+	amqpSrv, err := startAMQP(cfg, qm, broker, log) // issue 19: amqp.go
+	if err != nil {
+		return err
+	}
+
 	engineDone := make(chan error, 1)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
@@ -267,6 +272,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	if sqsSrv != nil {
 		sqsSrv.shutdown(shutdownCtx)
 	}
+	amqpSrv.shutdown(shutdownCtx, log)
 	stopEngine()
 	if err := <-engineDone; err != nil {
 		runErr = err

@@ -110,8 +110,10 @@ func (c Config) validate() error {
 	return fmt.Errorf("%w: %s", ErrInvalidParameter, strings.Join(problems, "; "))
 }
 
-// validateName checks SQS's rule: 1..80 characters of [A-Za-z0-9_-], plus
-// an optional ".fifo" suffix. It also keeps names safe as file names.
+// validateName checks SQS's rule, widened by '.': 1..80 characters of
+// [A-Za-z0-9_.-], plus an optional ".fifo" suffix. SQS names have no dots,
+// but AMQP's do ("amq.gen-...", "orders.eu"); the SQS API checks SQS's
+// stricter rule itself. The names stay safe as file names (no '/').
 func validateName(name string) error {
 	base := strings.TrimSuffix(name, ".fifo")
 	if name == "" || len(name) > maxQueueNameLength || base == "" {
@@ -119,10 +121,10 @@ func validateName(name string) error {
 	}
 	for i := 0; i < len(base); i++ {
 		ch := base[i]
-		if ch == '-' || ch == '_' || ('0' <= ch && ch <= '9') || ('a' <= ch && ch <= 'z') || ('A' <= ch && ch <= 'Z') {
+		if ch == '-' || ch == '_' || ch == '.' || ('0' <= ch && ch <= '9') || ('a' <= ch && ch <= 'z') || ('A' <= ch && ch <= 'Z') {
 			continue
 		}
-		return fmt.Errorf("queue name %q: only letters, digits, '-' and '_' (plus a .fifo suffix)", name)
+		return fmt.Errorf("queue name %q: only letters, digits, '-', '_' and '.' (plus a .fifo suffix)", name)
 	}
 	return nil
 }

@@ -18,7 +18,8 @@
 //     or (policy "always") power loss; a message whose Delete returned never
 //     comes back, under the same policy conditions.
 //   - A message in flight when the process stops becomes visible again when
-//     its visibility timeout ends, measured from the receive.
+//     its visibility timeout ends, measured from the receive; a held one
+//     (ReceiveHold) at once.
 //   - A receipt handle names one delivery: it cannot delete or extend a
 //     later delivery of the same message, not even across a restart.
 //   - FIFO queues deliver each message group in send order and deliver

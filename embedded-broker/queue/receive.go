@@ -23,6 +23,23 @@ import (
 // crash may forget a receive, which only makes the message visible earlier
 // with a lower ReceiveCount (at-least-once allows it).
 func (q *Queue) Receive(ctx context.Context, max int, visibility, wait time.Duration) ([]Message, error) {
+	return q.receive(ctx, max, visibility, wait, false)
+}
+
+// ReceiveHold is Receive for a connected consumer (the AMQP listener): the
+// messages it returns stay in flight with no deadline, until the holder
+// deletes them, makes them visible (ChangeVisibility with 0), gives them a
+// deadline (ChangeVisibility with d > 0) or dead-letters them
+// (DeadLetter). No timer can hand a held message to another receiver while
+// its holder is connected; the holder must release what it holds when it
+// goes away. A held delivery is journaled as visible from the moment it
+// was taken, so after a restart, when no holder is left, the message is
+// visible at once; its receive count is kept.
+func (q *Queue) ReceiveHold(ctx context.Context, max int, wait time.Duration) ([]Message, error) {
+	return q.receive(ctx, max, 0, wait, true)
+}
+
+func (q *Queue) receive(ctx context.Context, max int, visibility, wait time.Duration, hold bool) ([]Message, error) {
 	if max < 1 || max > MaxReceiveMessages {
 		return nil, fmt.Errorf("receive from %s: %w: max messages %d outside 1..%d", q.name, ErrInvalidParameter, max, MaxReceiveMessages)
 	}
@@ -42,7 +59,7 @@ func (q *Queue) Receive(ctx context.Context, max int, visibility, wait time.Dura
 	w := &waiter{ch: make(chan struct{}, 1)}
 	for {
 		now := q.m.now()
-		msgs, moves, nextAt, err := q.tryReceive(now.UnixNano(), max, visibility, &wait, w)
+		msgs, moves, nextAt, err := q.tryReceive(now.UnixNano(), max, visibility, &wait, w, hold)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +123,7 @@ func (q *Queue) dropWaiter(w *waiter) {
 // registers w (once) so that a send or visibility change wakes the caller,
 // and returns the next deadline to sleep until. moves are messages to
 // dead-letter, already in stateMoving.
-func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *time.Duration, w *waiter) ([]Message, []*message, int64, error) {
+func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *time.Duration, w *waiter, hold bool) ([]Message, []*message, int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closedErr != nil {
@@ -143,7 +160,7 @@ func (q *Queue) tryReceive(now int64, max int, visibility time.Duration, wait *t
 			moves = append(moves, m)
 			return false
 		}
-		out = append(out, q.deliverLocked(m, now, visibility))
+		out = append(out, q.deliverLocked(m, now, visibility, hold))
 		return false
 	}
 	if q.fifo {
@@ -188,8 +205,9 @@ func (q *Queue) takeGroupsLocked(max int, take func(*message) bool, taken func()
 	}
 }
 
-// deliverLocked makes m in flight for visibility and returns its Message.
-func (q *Queue) deliverLocked(m *message, now int64, visibility time.Duration) Message {
+// deliverLocked makes m in flight for visibility (or held, with no
+// deadline) and returns its Message.
+func (q *Queue) deliverLocked(m *message, now int64, visibility time.Duration, hold bool) Message {
 	q.setStateLocked(m, stateInflight)
 	if g := m.group; g != nil {
 		g.inflight++
@@ -199,10 +217,18 @@ func (q *Queue) deliverLocked(m *message, now int64, visibility time.Duration) M
 		m.firstRecvAt = now
 	}
 	m.epoch = q.epoch
-	m.visibleAt = now + int64(visibility)
-	// Even a zero visibility goes through the heap: pushing m straight back
-	// on the ready list would let this same Receive take it twice.
-	q.scheduleLocked(m)
+	if hold {
+		// No deadline: the holder releases it. visibleAt = now is what the
+		// journal keeps, so a restart (which ends every hold) finds the
+		// message visible; the tick bump retires older heap entries.
+		m.visibleAt = now
+		m.tick++
+	} else {
+		m.visibleAt = now + int64(visibility)
+		// Even a zero visibility goes through the heap: pushing m straight
+		// back on the ready list would let this same Receive take it twice.
+		q.scheduleLocked(m)
+	}
 	q.pending = appendReceive(q.pending, m)
 	return Message{
 		MessageID:        m.id,
