@@ -108,7 +108,7 @@ func TestOverviewTopologyAndCards(t *testing.T) {
 	h.produce("orders", jsonEvent("o1", `{"type":"order","region":"eu"}`), jsonEvent("o2", `{"type":"order","region":"us"}`))
 	c := h.client("admin-token")
 	waitFor(t, 5*time.Second, func() error {
-		if st := h.srv.snapshot(); st.Lag != 0 || len(st.Pipelines) == 0 || st.Pipelines[0].Routes[0].Sent != 2 {
+		if st := h.srv.freshSnapshot(); st.Lag != 0 || len(st.Pipelines) == 0 || st.Pipelines[0].Routes[0].Sent != 2 {
 			return fmt.Errorf("not delivered yet")
 		}
 		return nil

@@ -70,7 +70,7 @@ func (s *Server) pipelineRows(snap *Snapshot, withTrends bool) []views.PipelineR
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, views.OverviewPage(s.page(r, "Overview", "overview"), s.overviewData(s.snapshot(), true)))
+	s.render(w, r, http.StatusOK, views.OverviewPage(s.page(r, "Overview", "overview"), s.overviewData(s.freshSnapshot(), true)))
 }
 
 // overviewStream is the overview's SSE stream: "cards", "topology" and

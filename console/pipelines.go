@@ -15,14 +15,14 @@ import (
 )
 
 func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
-	v := views.PipelinesView{Rows: s.pipelineRows(s.snapshot(), true)}
+	v := views.PipelinesView{Rows: s.pipelineRows(s.freshSnapshot(), true)}
 	s.render(w, r, http.StatusOK, views.PipelinesPage(s.page(r, "Pipelines", "pipelines"), v))
 }
 
 // pipelineDetail gathers one pipeline's page data; ok is false when the
 // pipeline does not exist.
 func (s *Server) pipelineDetail(name string) (views.PipelineDetail, engine.TopologyPipeline, bool) {
-	snap := s.snapshot()
+	snap := s.freshSnapshot()
 	var d views.PipelineDetail
 	var topo engine.TopologyPipeline
 	found := false

@@ -23,7 +23,7 @@ const (
 )
 
 func (s *Server) queues(w http.ResponseWriter, r *http.Request) {
-	snap := s.snapshot()
+	snap := s.freshSnapshot()
 	q := trimLower(r.URL.Query().Get("q"))
 	rows := snap.Queues
 	if q != "" {

@@ -89,9 +89,10 @@ type Server struct {
 	jobs       *jobs
 
 	snap atomic.Pointer[Snapshot]
-	// prev is the sampler's previous raw counters; only Run's goroutine
-	// touches it.
-	prev *counters
+	// sampleMu serialises sampling (Run's ticks and on-demand samples for
+	// pages) and guards prev, the previous raw counters.
+	sampleMu sync.Mutex
+	prev     *counters
 
 	closeOnce sync.Once
 	stop      context.CancelFunc // ends jobs and streams; set by Open
@@ -151,7 +152,7 @@ func Open(opts Options) (*Server, error) {
 	}
 	s.audit = a
 	s.routes()
-	s.snap.Store(s.sample(opts.Now()))
+	s.resample(opts.Now())
 	return s, nil
 }
 
@@ -169,10 +170,13 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			now := s.opts.Now()
-			snap := s.sample(now)
-			s.snap.Store(snap)
+			live := s.hub.Subscribers() > 0
+			if !live && now.Sub(s.snapshot().At) < idleSample {
+				continue // nobody watches: sample less often (pages sample on demand)
+			}
+			snap := s.resample(now)
 			s.record(snap)
-			if s.hub.Subscribers() > 0 {
+			if live {
 				s.publish(snap)
 			}
 			if s.opts.Dir != "" && now.Sub(lastSave) >= time.Minute {
@@ -295,8 +299,32 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, p principa
 	s.render(w, r, status, views.StatusPage(pg, status))
 }
 
+// idleSample is the sampling period while no tab streams the overview;
+// it bounds what an idle console costs (a sample of 5,000 topics and
+// 5,000 queues takes tens of milliseconds).
+const idleSample = 5 * time.Second
+
 // snapshot returns the newest sample.
 func (s *Server) snapshot() *Snapshot { return s.snap.Load() }
+
+// resample takes and stores a new sample.
+func (s *Server) resample(now time.Time) *Snapshot {
+	s.sampleMu.Lock()
+	defer s.sampleMu.Unlock()
+	snap := s.sample(now)
+	s.snap.Store(snap)
+	return snap
+}
+
+// freshSnapshot is the newest sample, taken now if it is older than two
+// ticks (the sampler slows down while no tab is live).
+func (s *Server) freshSnapshot() *Snapshot {
+	now := s.opts.Now()
+	if snap := s.snapshot(); now.Sub(snap.At) <= 2*s.opts.Tick {
+		return snap
+	}
+	return s.resample(now)
+}
 
 // who names the requester for the audit log.
 func who(r *http.Request) string { return principalOf(r.Context()).who }

@@ -28,7 +28,7 @@ const (
 
 // topics lists topics with server-side search and paging.
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
-	snap := s.snapshot()
+	snap := s.freshSnapshot()
 	q := trimLower(r.URL.Query().Get("q"))
 	rows := snap.Topics
 	if q != "" {
