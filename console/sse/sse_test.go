@@ -227,7 +227,7 @@ func TestHubIDsResumeAndKeepalive(t *testing.T) {
 	}
 }
 
-func waitSubs(t *testing.T, h *Hub, n int) {
+func waitSubs(t testing.TB, h *Hub, n int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for h.Subscribers() != n {
@@ -313,4 +313,58 @@ func TestSlowSubscriberSkipsToNewest(t *testing.T) {
 	if n := len(messages(evs)); n >= 100 {
 		t.Fatalf("stalled subscriber got all %d messages; want a skip", n)
 	}
+}
+
+// discardWriter is a ResponseWriter that drops what it is given.
+type discardWriter struct{ h http.Header }
+
+func (w discardWriter) Header() http.Header         { return w.h }
+func (w discardWriter) WriteHeader(int)             {}
+func (w discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w discardWriter) Flush()                      {}
+
+// BenchmarkHubFanout publishes one tick (cards, topology, rates: ~12 KB)
+// to 100 subscribers and waits until each has written it: the server-side
+// CPU of an overview tab is the cost per subscriber per tick.
+func BenchmarkHubFanout(b *testing.B) {
+	const subs = 100
+	h := NewHub(32)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var written sync.WaitGroup
+	counts := make([]chan struct{}, subs)
+	for i := range subs {
+		counts[i] = make(chan struct{}, 1024)
+		w := &countingWriter{discardWriter: discardWriter{h: http.Header{}}, n: counts[i]}
+		written.Go(func() { _ = h.ServeContext(ctx, w, httptest.NewRequest(http.MethodGet, "/", nil), time.Hour) })
+	}
+	waitSubs(b, h, subs)
+	cards := bytes.Repeat([]byte("<div class=\"card\">x</div>\n"), 100)
+	topo := bytes.Repeat([]byte("<g class=\"node\"><rect/></g>\n"), 300)
+	rates := []byte(`{"t":1,"values":[100000,99000,0]}`)
+	for b.Loop() {
+		h.Publish("cards", cards)
+		h.Publish("topology", topo)
+		h.Publish("rates", rates)
+		for _, c := range counts {
+			<-c
+			<-c
+			<-c
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subs, "ns/tab/tick")
+	cancel()
+	written.Wait()
+}
+
+type countingWriter struct {
+	discardWriter
+	n chan struct{}
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("id: ")) {
+		w.n <- struct{}{}
+	}
+	return len(p), nil
 }
