@@ -103,8 +103,10 @@ func (s *Server) startJob(kind, target, who string, total, rate int, fn func(ctx
 		cancel()
 		js.mu.Lock()
 		js.running--
-		j.state = "failed"
 		js.mu.Unlock()
+		j.mu.Lock()
+		j.state, j.err = "failed", "audit log: "+err.Error()
+		j.mu.Unlock()
 		return nil, fmt.Errorf("audit log: %w; nothing was redriven", err)
 	}
 	js.wg.Go(func() {

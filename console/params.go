@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/bridgeio/bridge/console/views"
 )
 
 // streamContext ends when the client goes away or the console closes.
@@ -44,4 +46,21 @@ func pageOf(r *http.Request, total, size int) (page, from, to int) {
 	from = (page - 1) * size
 	to = min(from+size, total)
 	return page, from, to
+}
+
+// searchPage keeps the rows whose name contains the q parameter (case
+// ignored) and returns the page asked for, with its pager.
+func searchPage[T any](r *http.Request, all []T, name func(T) string, path string) ([]T, views.Pager) {
+	q := trimLower(r.URL.Query().Get("q"))
+	rows := all
+	if q != "" {
+		rows = make([]T, 0, 64)
+		for _, row := range all {
+			if strings.Contains(strings.ToLower(name(row)), q) {
+				rows = append(rows, row)
+			}
+		}
+	}
+	page, from, to := pageOf(r, len(rows), listPageSize)
+	return rows[from:to], views.Pager{Page: page, PageSize: listPageSize, Total: len(rows), Query: r.URL.Query().Get("q"), Path: path}
 }

@@ -23,20 +23,8 @@ const (
 )
 
 func (s *Server) queues(w http.ResponseWriter, r *http.Request) {
-	snap := s.freshSnapshot()
-	q := trimLower(r.URL.Query().Get("q"))
-	rows := snap.Queues
-	if q != "" {
-		rows = make([]views.QueueRow, 0, 64)
-		for _, row := range snap.Queues {
-			if strings.Contains(strings.ToLower(row.Name), q) {
-				rows = append(rows, row)
-			}
-		}
-	}
-	page, from, to := pageOf(r, len(rows), listPageSize)
-	l := views.QueuesList{Rows: rows[from:to], Pager: views.Pager{Page: page, PageSize: listPageSize, Total: len(rows),
-		Query: r.URL.Query().Get("q"), Path: "/queues"}}
+	rows, pager := searchPage(r, s.freshSnapshot().Queues, func(q views.QueueRow) string { return q.Name }, "/queues")
+	l := views.QueuesList{Rows: rows, Pager: pager}
 	s.render(w, r, http.StatusOK, views.QueuesPage(s.page(r, "Queues", "queues"), l))
 }
 

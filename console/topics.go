@@ -28,20 +28,8 @@ const (
 
 // topics lists topics with server-side search and paging.
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
-	snap := s.freshSnapshot()
-	q := trimLower(r.URL.Query().Get("q"))
-	rows := snap.Topics
-	if q != "" {
-		rows = make([]views.TopicRow, 0, 64)
-		for _, t := range snap.Topics {
-			if strings.Contains(strings.ToLower(t.Name), q) {
-				rows = append(rows, t)
-			}
-		}
-	}
-	page, from, to := pageOf(r, len(rows), listPageSize)
-	l := views.TopicsList{Rows: rows[from:to], Pager: views.Pager{Page: page, PageSize: listPageSize, Total: len(rows),
-		Query: r.URL.Query().Get("q"), Path: "/topics"}}
+	rows, pager := searchPage(r, s.freshSnapshot().Topics, func(t views.TopicRow) string { return t.Name }, "/topics")
+	l := views.TopicsList{Rows: rows, Pager: pager}
 	s.render(w, r, http.StatusOK, views.TopicsPage(s.page(r, "Topics", "topics"), l))
 }
 
