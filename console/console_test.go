@@ -13,6 +13,7 @@ import (
 
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/event"
 )
 
@@ -647,5 +648,65 @@ func TestPagesRenderAndNotFound(t *testing.T) {
 	var hist chartData
 	if err := json.Unmarshal([]byte(body), &hist); resp.StatusCode != 200 || err != nil || len(hist.Series) != 2 {
 		t.Fatalf("history.json %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestJourneyShowsJournalledRetriesAndOutcome(t *testing.T) {
+	h := newHarness(t, testConfig, func(h *harness) { h.noRun = true })
+	pos := h.produce("orders", jsonEvent("k", `{"type":"order","region":"eu"}`))
+	p, o := pos[0].Partition, pos[0].Offset
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	rec := h.srv.opts.Journey
+	for i := 1; i <= 2; i++ {
+		rec.Record(engine.JournalEntry{Kind: engine.JournalRetry, Pipeline: "to-work", Route: "exchange:orders", Partition: p,
+			From: o, To: o + 1, Matched: 1, Attempt: i, Error: "connection refused", Target: "exchange:orders", At: at})
+	}
+	rec.Record(engine.JournalEntry{Kind: engine.JournalDeadLetter, Pipeline: "to-work", Route: "exchange:orders", Partition: p,
+		From: o, To: o + 1, Attempt: 3, Error: "connection refused", Target: "topic:orders-dlq", At: at})
+	doc := h.client("reader-token").get(fmt.Sprintf("/console/journey?id=orders/%d/%d", p, o), 200)
+	route := find(t, doc, "div.journey-route")
+	steps := texts(findAll(route, "ul.steps li"))
+	var retries, dead int
+	for _, s := range steps {
+		if strings.Contains(s, "send attempt") && strings.Contains(s, "failed") && strings.Contains(s, "connection refused") {
+			retries++
+		}
+		if strings.Contains(s, "dead-lettered to topic:orders-dlq after 3 attempts") {
+			dead++
+		}
+	}
+	if retries != 2 || dead != 1 {
+		t.Fatalf("steps %q", steps)
+	}
+	if st, _ := attrOf(route, "data-status"); st != "dead-lettered" {
+		t.Fatalf("status %q", st)
+	}
+}
+
+func TestHistoryJSONAfterMinutes(t *testing.T) {
+	h := newHarness(t, testConfig, func(h *harness) { h.noRun = true })
+	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	for m := range 4 {
+		h.setNow(t0.Add(time.Duration(m) * time.Minute))
+		snap := h.srv.resample(h.clock())
+		snap.InRate = float64(100 * (m + 1)) // as if events arrived
+		h.srv.record(snap)
+	}
+	h.setNow(time.Time{})
+	resp, body := h.client("reader-token").do(http.MethodGet, "/console/api/history.json?series=in,pipeline/to-work/lag&hours=1", nil)
+	var got chartData
+	if err := json.Unmarshal([]byte(body), &got); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if len(got.Series) != 2 || len(got.T) != 3 || got.Series[0].Name != "in" {
+		t.Fatalf("history %s", body)
+	}
+	for i, v := range got.Series[0].Values {
+		if v == nil || *v != float64(100*(i+1)) {
+			t.Fatalf("in[%d] = %v in %s", i, v, body)
+		}
+	}
+	if got.Series[1].Values[0] == nil || *got.Series[1].Values[0] != 0 {
+		t.Fatalf("pipeline lag series %s", body)
 	}
 }

@@ -148,9 +148,10 @@ type Point struct {
 // ErrUnknownSeries is returned for a series never recorded.
 var ErrUnknownSeries = errors.New("history: unknown series")
 
-// Series returns the committed points of name from since to the newest
-// committed minute, one per minute (gaps are NaN). The open minute is not
-// included: its average is not final.
+// Series returns the committed points of name from since (or the oldest
+// committed minute, if later) to the newest committed minute, one per
+// minute (gaps are NaN). The open minute is not included: its average is
+// not final.
 func (r *Ring) Series(name string, since time.Time) ([]Point, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -158,11 +159,11 @@ func (r *Ring) Series(name string, since time.Time) ([]Point, error) {
 	if !ok {
 		return nil, ErrUnknownSeries
 	}
-	newest := r.newestLocked()
+	oldest, newest := r.rangeLocked()
 	if newest == 0 {
 		return nil, nil
 	}
-	first := max(since.Unix()/60, newest-int64(r.window)+1)
+	first := max(since.Unix()/60, newest-int64(r.window)+1, oldest)
 	out := make([]Point, 0, newest-first+1)
 	for m := first; m <= newest; m++ {
 		slot := int(m % int64(r.window))
@@ -175,13 +176,18 @@ func (r *Ring) Series(name string, since time.Time) ([]Point, error) {
 	return out, nil
 }
 
-// newestLocked is the newest committed minute, 0 when none.
-func (r *Ring) newestLocked() int64 {
-	var newest int64
+// rangeLocked returns the oldest and newest committed minutes, 0 when none.
+func (r *Ring) rangeLocked() (oldest, newest int64) {
 	for _, s := range r.stamps {
+		if s == 0 {
+			continue
+		}
 		newest = max(newest, s)
+		if oldest == 0 || s < oldest {
+			oldest = s
+		}
 	}
-	return newest
+	return oldest, newest
 }
 
 // Names lists the recorded series, sorted.
