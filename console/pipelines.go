@@ -46,7 +46,8 @@ func (s *Server) pipelineDetail(name string) (views.PipelineDetail, engine.Topol
 	for i, rs := range st.Routes {
 		rv := views.RouteView{Name: rs.Name, Target: rs.Target, Read: rs.Read, Matched: rs.Matched, Sent: rs.Sent,
 			DeadLettered: rs.DeadLettered, Dropped: rs.Dropped, RuleErrors: rs.RuleErrors, SendErrors: rs.SendErrors,
-			Retries: rs.Retries, Lag: rs.Lag, OutRate: snap.RouteSent[name+"/"+rs.Name]}
+			Retries: rs.Retries, Lag: rs.Lag, OutRate: snap.RouteSent[name+"/"+rs.Name],
+			Permanent: rs.PermanentFailures, Retryable: rs.RetryableFailures}
 		if i < len(topo.Routes) {
 			rv.DeadLetter, rv.OnError = topo.Routes[i].DeadLetter, topo.Routes[i].OnError
 		}

@@ -61,6 +61,9 @@ func TestJournalRecordsBatchesRetriesAndDeadLetters(t *testing.T) {
 		}
 		return nil
 	})
+	if st := e.Pipelines()[0].Routes[0]; st.RetryableFailures != 2 || st.PermanentFailures != 1 {
+		t.Fatalf("failures by class: %d retryable, %d permanent; want 2 and 1", st.RetryableFailures, st.PermanentFailures)
+	}
 	if err := run.stop(t); err != nil {
 		t.Fatal(err)
 	}

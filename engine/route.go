@@ -97,6 +97,9 @@ func (r *route) group() string { return "pipeline." + r.pipeline + ".route." + r
 // routeStats are the route's counters, summed over partitions.
 type routeStats struct {
 	read, matched, sent, deadLettered, dropped, ruleErrors, sendErrors, retries atomic.Int64
+	// permanentFailures and retryableFailures count failed events of sends
+	// by class (sendErrors counts failed sends).
+	permanentFailures, retryableFailures atomic.Int64
 }
 
 // cursor runs one route over one partition: read, evaluate, send in order,
@@ -442,14 +445,16 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 		r.stats.sendErrors.Add(1)
 		failed := failedItems(err, len(batch))
 		r.stats.sent.Add(int64(len(batch) - len(failed)))
+		permanent := 0
+		for _, f := range failed {
+			if errors.Is(f.err, event.ErrPermanent) {
+				permanent++
+			}
+		}
+		r.stats.permanentFailures.Add(int64(permanent)) // errors by class, per event (console, status)
+		r.stats.retryableFailures.Add(int64(len(failed) - permanent))
 		if r.metrics != nil {
 			r.metrics.Send(ctx, time.Since(sent).Seconds(), true, len(batch)-len(failed), valueBytes(batch, failed))
-			permanent := 0
-			for _, f := range failed {
-				if errors.Is(f.err, event.ErrPermanent) {
-					permanent++
-				}
-			}
 			r.metrics.Error(ctx, telemetry.ClassPermanent, permanent)
 			r.metrics.Error(ctx, telemetry.ClassRetryable, len(failed)-permanent)
 		}
