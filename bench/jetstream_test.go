@@ -34,7 +34,7 @@ const (
 // storage under a temp dir; syncAlways is JetStream's `sync_interval:
 // always` (fsync after every write), otherwise it fsyncs on its default
 // interval.
-func startJetStream(b *testing.B, syncAlways bool) jetstream.JetStream {
+func startJetStream(b *testing.B, syncAlways bool, jsOpts ...jetstream.JetStreamOpt) jetstream.JetStream {
 	b.Helper()
 	opts := &server.Options{
 		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
@@ -54,7 +54,7 @@ func startJetStream(b *testing.B, syncAlways bool) jetstream.JetStream {
 		b.Fatal(err)
 	}
 	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ type Config struct {
 	HTTP            HTTP                   `yaml:"http"`
 	SQSAPI          SQSAPI                 `yaml:"sqs_api"`
 	AMQPAPI         AMQPAPI                `yaml:"amqp_api"`
+	KafkaAPI        KafkaAPI               `yaml:"kafka_api"`
 	Auth            Auth                   `yaml:"auth"`
 	Telemetry       Telemetry              `yaml:"telemetry"`
 	Backbone        Backbone               `yaml:"backbone"`

@@ -57,6 +57,7 @@ func applyDefaults(cfg *Config, written func(path string) bool) {
 	}
 	setDefault(&cfg.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	applyConsoleDefaults(&cfg.Console, written)
+	kafkaAPIDefaults(&cfg.KafkaAPI, written)
 
 	b := &cfg.Backbone
 	setDefault(&b.Type, "embedded")

@@ -88,6 +88,7 @@ var (
 
 func (v *validator) run() *Plan {
 	v.global()
+	v.kafkaAPI()
 	v.backbone()
 	v.connections()
 	v.sources()

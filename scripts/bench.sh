@@ -10,7 +10,10 @@ export FAUXQS_DIR="${FAUXQS_DIR:-$(pwd)/.tools/fauxqs}"
 run() { echo "## $*" >&2; go test -run '^$' -count "$count" "$@" | grep -E '^(Benchmark|ok|FAIL)' ; }
 
 run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-broker/commitlog/
-(cd bench && go test -run '^$' -count "$count" -bench . -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+(cd bench && go test -run '^$' -count "$count" -bench 'BenchmarkBatch100|BenchmarkConcurrent64SyncAlways' -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+# Kafka-protocol listener: franz-go produce to bridge / kfake / JetStream, consume by sendfile / TLS / kfake (docs/kafka-api.md).
+# BenchmarkKafkaAPIRdkafkaProduce100B needs KAFKA_INTEROP_RDKAFKA_PERFORMANCE (source scripts/ensure.d/kafka-clients.sh after test.sh's helpers).
+(cd bench && go test -run '^$' -count "$count" -bench 'BenchmarkKafkaAPI' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
 run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/

@@ -70,7 +70,7 @@ apt_install() {
 npm_install() {
 	local dir=$1
 	shift
-	local stamp="$dir/.installed-$(echo "$*" | tr ' /@' '_--')"
+	local stamp="$dir/.installed-$(echo "$*" | sed 's/[ /@]/_/g')"
 	[ -f "$stamp" ] && return 0
 	mkdir -p "$dir"
 	log "npm: installing $* into $dir"

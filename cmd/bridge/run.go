@@ -165,7 +165,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	if err != nil {
 		log.Error("fsync metric not registered", "err", err)
 	}
-	backbone, closeBackbone, err := openBackbone(ctx, plan, log, onSync)
+	backbone, embeddedLog, closeBackbone, err := openBackbone(ctx, plan, log, onSync)
 	if err != nil {
 		return err
 	}
@@ -244,6 +244,10 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		sqsSrv = serve(ln, sqs, cfg.SQSAPI.TLS)
 		log.Info("SQS API listening", "addr", sqsSrv.addr, "tls", cfg.SQSAPI.TLS != nil, "signature_v4", len(creds) > 0)
 	}
+	kafkaSrv, err := startKafkaAPI(cfg, embeddedLog, log) // kafkaapi.go: Kafka clients on the embedded log
+	if err != nil {
+		return err
+	}
 
 	amqpSrv, err := startAMQP(cfg, qm, broker, log) // issue 19: amqp.go
 	if err != nil {
@@ -273,6 +277,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		sqsSrv.shutdown(shutdownCtx)
 	}
 	amqpSrv.shutdown(shutdownCtx, log)
+	kafkaSrv.stop()
 	stopEngine()
 	if err := <-engineDone; err != nil {
 		runErr = err
@@ -282,8 +287,9 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 }
 
 // openBackbone opens the embedded log, or connects to Kafka when
-// backbone.type is kafka, and creates the configured topics.
-func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, onSync func(time.Duration)) (engine.Backbone, func(), error) {
+// backbone.type is kafka, and creates the configured topics. The
+// *commitlog.Log is nil for a Kafka backbone.
+func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, onSync func(time.Duration)) (engine.Backbone, *commitlog.Log, func(), error) {
 	cfg := plan.Config
 	started := time.Now()
 	if cfg.Backbone.Type == "kafka" {
@@ -295,11 +301,11 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 		kb, err := kafka.NewBackbone(ctx, kafka.BackboneConfig{Client: kafkaClient(conn), Topics: topics,
 			Logger: log.With("component", "kafka-backbone")})
 		if err != nil {
-			return nil, nil, fmt.Errorf("open Kafka backbone (connection %s): %w", cfg.Backbone.Connection, err)
+			return nil, nil, nil, fmt.Errorf("open Kafka backbone (connection %s): %w", cfg.Backbone.Connection, err)
 		}
 		log.Info("backbone open", "type", "kafka", "connection", cfg.Backbone.Connection, "brokers", conn.Brokers,
 			"topics", len(topics), "took", time.Since(started).Round(time.Millisecond))
-		return kb, func() { _ = kb.Close() }, nil
+		return kb, nil, func() { _ = kb.Close() }, nil
 	}
 	lg, err := commitlog.Open(commitlog.Options{
 		Dir:            filepath.Join(cfg.DataDir, "log"),
@@ -312,7 +318,7 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 		OnSync:         onSync,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open backbone: %w", err)
+		return nil, nil, nil, fmt.Errorf("open backbone: %w", err)
 	}
 	closeLog := func() {
 		if err := lg.Close(); err != nil {
@@ -322,7 +328,7 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 	for _, name := range sortedKeys(cfg.Backbone.Topics) {
 		if err := lg.CreateTopic(name, cfg.Backbone.Topics[name].Partitions); err != nil {
 			closeLog()
-			return nil, nil, fmt.Errorf("topic %s: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("topic %s: %w", name, err)
 		}
 	}
 	for _, tr := range lg.Truncations() {
@@ -330,7 +336,7 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 	}
 	log.Info("backbone open", "type", "embedded", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
 		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
-	return engine.Embedded(lg), closeLog, nil
+	return engine.Embedded(lg), lg, closeLog, nil
 }
 
 // declareBroker creates the configured queues (dead-letter queues first, so

@@ -158,7 +158,7 @@ func (l *Log) encodeAndSubmit(p *partition, evs []event.Event, idx []int32) (int
 	if len(enc) > maxBatchBytes {
 		return 0, nil, fmt.Errorf("%w: %d bytes", ErrBatchTooLarge, len(enc))
 	}
-	return p.submit(enc, info)
+	return p.submit(enc, []batchSpan{{pos: 0, size: len(enc), info: info}})
 }
 
 // Read returns events starting at offset from without waiting: at most

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bridgeio/bridge/embedded-broker/internal/compression"
 	"github.com/bridgeio/bridge/event"
 )
 
@@ -40,6 +41,11 @@ const (
 	// maxBatchBytes bounds one encoded batch so that file positions in a
 	// segment stay far below the 4 GiB the index's uint32 positions allow.
 	maxBatchBytes = 256 << 20
+
+	// Attribute bits of a batch.
+	attrCodecMask     = 0x07
+	attrTransactional = 0x10
+	attrControl       = 0x20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -60,7 +66,10 @@ type batchHeader struct {
 	count           int32
 }
 
-func (h *batchHeader) size() int         { return batchLengthEnd + int(h.length) }
+func (h *batchHeader) size() int { return batchLengthEnd + int(h.length) }
+func (h *batchHeader) codec() compression.Codec {
+	return compression.Codec(h.attributes & attrCodecMask)
+}
 func (h *batchHeader) lastOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) }
 func (h *batchHeader) nextOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) + 1 }
 
@@ -99,8 +108,9 @@ func parseBatchHeader(b []byte) (batchHeader, error) {
 	case h.count <= 0 || h.lastOffsetDelta != h.count-1:
 		// We never write empty or compacted batches, so a gap is damage.
 		return h, corruptf("batch of %d records with last offset delta %d", h.count, h.lastOffsetDelta)
-	case h.attributes&0x27 != 0:
-		// Compression (bits 0-2) and control batches (bit 5) are not ours.
+	case h.attributes&attrControl != 0 || h.attributes&attrTransactional != 0 || h.codec() > compression.Zstd:
+		// Control and transactional batches are refused at append (no
+		// transactions here), and codecs past zstd do not exist.
 		return h, corruptf("unsupported batch attributes %#x", h.attributes)
 	}
 	return h, nil
@@ -154,6 +164,7 @@ type batchInfo struct {
 	count          int
 	firstTimestamp int64
 	maxTimestamp   int64
+	producer       producerFields // id -1 for the log's own batches
 }
 
 // appendBatch encodes the events evs[i] for i in idx (all of evs when idx is
@@ -171,7 +182,7 @@ func appendBatch(dst []byte, evs []event.Event, idx []int32, nowMs int64) ([]byt
 		}
 		return &evs[i]
 	}
-	info := batchInfo{count: count, firstTimestamp: eventMillis(at(0), nowMs)}
+	info := batchInfo{count: count, firstTimestamp: eventMillis(at(0), nowMs), producer: producerFields{id: -1}}
 	info.maxTimestamp = info.firstTimestamp
 	start := len(dst)
 	dst = append(dst, make([]byte, batchHeaderSize)...)
@@ -273,15 +284,30 @@ func (d *recordDecoder) bytes() []byte {
 	return out
 }
 
-// decodeRecords appends the records of the batch (h, b) with offsets >= from
-// to evs, at most limit of them, and returns the extended slice and the
-// number of record bytes consumed. It stops early once it has returned
-// limit events or byteBudget record bytes (after at least one event).
-// hdrs is scratch capacity for headers.
-func decodeRecords(evs []event.Event, hdrs *[]event.Header, h *batchHeader, b []byte, topic string,
+// recordsOf returns the records section of the whole, CRC-checked batch b:
+// the bytes after the header, decompressed into a fresh buffer when the
+// batch is compressed (which the returned events may then alias).
+func recordsOf(h *batchHeader, b []byte) ([]byte, error) {
+	payload := b[batchHeaderSize:h.size()]
+	if h.codec() == compression.None {
+		return payload, nil
+	}
+	out, err := compression.Decode(make([]byte, 0, 4*len(payload)), h.codec(), payload, maxBatchBytes)
+	if err != nil {
+		return nil, corruptf("batch at offset %d: %v", h.baseOffset, err)
+	}
+	return out, nil
+}
+
+// decodeRecords appends the records (the section recordsOf returns) of the
+// batch h with offsets >= from to evs, at most limit of them, and returns
+// the extended slice and the number of record bytes consumed. It stops early
+// once it has returned limit events or byteBudget record bytes (after at
+// least one event). hdrs is scratch capacity for headers.
+func decodeRecords(evs []event.Event, hdrs *[]event.Header, h *batchHeader, records []byte, topic string,
 	partition int32, from int64, limit, byteBudget int,
 ) ([]event.Event, int, error) {
-	d := recordDecoder{b: b[batchHeaderSize:h.size()]}
+	d := recordDecoder{b: records}
 	consumed := 0
 	for i := range int(h.count) {
 		length := d.varint()
@@ -380,8 +406,12 @@ func decodeBatch(buf []byte, topic string, partition int32) ([]event.Event, int,
 	if err := checkCRC(&h, b); err != nil {
 		return nil, 0, err
 	}
+	records, err := recordsOf(&h, b)
+	if err != nil {
+		return nil, 0, err
+	}
 	var hdrs []event.Header
-	evs, _, err := decodeRecords(make([]event.Event, 0, min(int(h.count), len(b))), &hdrs, &h, b, topic, partition, 0, int(h.count), len(b))
+	evs, _, err := decodeRecords(make([]event.Event, 0, min(int(h.count), len(records))), &hdrs, &h, records, topic, partition, 0, int(h.count), len(records))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -129,19 +129,54 @@ func (s *checkpointStore) close() error {
 // Safe for concurrent use; concurrent commits of a group share one write.
 // If ctx ends first the checkpoint may or may not be stored.
 func (l *Log) Commit(ctx context.Context, group, topic string, partition int32, next int64) error {
-	g, err := l.checkpoints.group(group, true)
-	if err != nil {
-		return err
-	}
-	if err := l.checkpoints.commit(ctx, g, topicPartition{topic, partition}, next); err != nil {
+	if err := l.CommitOffsets(ctx, group, []CommittedOffset{{Topic: topic, Partition: partition, Next: next}}); err != nil {
 		return fmt.Errorf("commitlog: commit %s %s/%d: %w", group, topic, partition, err)
 	}
 	return nil
 }
 
-func (s *checkpointStore) commit(ctx context.Context, g *groupCheckpoints, tp topicPartition, next int64) error {
+// CommittedOffset is one checkpoint: Next is the offset after the last
+// processed event.
+type CommittedOffset struct {
+	Topic     string
+	Partition int32
+	Next      int64
+}
+
+// CommitOffsets is Commit for several partitions at once: one durable
+// write covers them all (a Kafka OffsetCommit of many partitions).
+func (l *Log) CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error {
+	g, err := l.checkpoints.group(group, true)
+	if err != nil {
+		return err
+	}
+	return l.checkpoints.commit(ctx, g, offsets)
+}
+
+// GroupOffsets returns every durable checkpoint of group, sorted by topic
+// and partition.
+func (l *Log) GroupOffsets(group string) ([]CommittedOffset, error) {
+	g, err := l.checkpoints.group(group, false)
+	if err != nil || g == nil {
+		return nil, err
+	}
 	g.mu.Lock()
-	g.latest[tp] = next
+	out := make([]CommittedOffset, 0, len(g.durable))
+	for tp, next := range g.durable {
+		out = append(out, CommittedOffset{Topic: tp.Topic, Partition: tp.Partition, Next: next})
+	}
+	g.mu.Unlock()
+	slices.SortFunc(out, func(a, b CommittedOffset) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}
+
+func (s *checkpointStore) commit(ctx context.Context, g *groupCheckpoints, offsets []CommittedOffset) error {
+	g.mu.Lock()
+	for _, o := range offsets {
+		g.latest[topicPartition{o.Topic, o.Partition}] = o.Next
+	}
 	g.version++
 	mine := g.version
 	for g.written < mine {

@@ -24,9 +24,17 @@
 //   - Partitioning: Partition is Kafka's default partitioner for keyed
 //     records (murmur2, sign bit masked, modulo), so a key lands on the same
 //     partition number as with the Kafka Java client.
-//   - On disk, batches are Kafka RecordBatch v2 (magic 2, uncompressed), byte
-//     for byte what kmsg.RecordBatch encodes; an event's Source travels as a
-//     last header named event.HeaderSource.
+//   - On disk, batches are Kafka RecordBatch v2 (magic 2), byte for byte
+//     what kmsg.RecordBatch encodes; an event's Source travels as a last
+//     header named event.HeaderSource. Append writes them uncompressed with
+//     producer id -1; AppendBatches stores a Kafka client's batches as they
+//     came (compression, producer id, epoch, sequence and timestamps kept;
+//     only the base offset and the leader epoch, both outside the CRC, are
+//     set), after validating them (ValidateBatches). Every reader decodes
+//     gzip, snappy (raw or xerial-framed), lz4 and zstd batches.
+//   - ReadBatches serves whole batches as a pinned byte range of a segment
+//     file, cut on batch boundaries with the offset index, for a Kafka Fetch
+//     that copies file to socket without decoding.
 //   - Concurrency: every method of Log is safe for concurrent use. A Reader
 //     is for one goroutine.
 //
@@ -44,8 +52,8 @@
 //     decides it), as pebble does with a failed WAL sync.
 //   - An event whose last header is named event.HeaderSource and whose
 //     Source is empty comes back with that header moved into Source.
-//   - Compressed, transactional and control batches are not read (bridge
-//     never writes them).
+//   - Transactional and control batches are refused by AppendBatches and
+//     read as corruption (bridge has no transactions).
 //
 // See DESIGN.md in this directory for the files, the data path, the lock
 // order and the non-obvious invariants.

@@ -158,6 +158,9 @@ type topicMeta struct {
 	Partitions int `json:"partitions"`
 }
 
+// Options returns the options the log runs with, defaults filled in.
+func (l *Log) Options() Options { return l.opts }
+
 func (l *Log) topicsDir() string { return filepath.Join(l.opts.Dir, "topics") }
 
 // Open opens (creating if needed) the log in opts.Dir, discovers existing

@@ -38,6 +38,9 @@ type partition struct {
 	failed   error // sticky: a write or sync failed, the tail state is unknown
 	closed   bool
 	dirty    bool // written since the last sync
+	// producers is the idempotent producers' state (producers.go).
+	producers       map[int64]*producerState
+	producerApplies int // batches applied, for the periodic expiry sweep
 
 	active *segment // flusher-owned copy of segments[len-1]
 
@@ -61,9 +64,17 @@ type pendingBatch struct {
 	info batchInfo
 }
 
-// submit assigns offsets to one encoded batch and queues it for the
-// flusher. The caller waits on the returned group.
-func (p *partition) submit(enc []byte, info batchInfo) (int64, *commitGroup, error) {
+// batchSpan is one encoded batch inside a buffer handed to submit.
+type batchSpan struct {
+	pos, size int
+	info      batchInfo
+}
+
+// submit assigns offsets to the batches in enc (consecutive, in order) and
+// queues them for the flusher as one unit: no other appender's batch lands
+// between them. It returns the first batch's base offset; the caller waits
+// on the returned group. enc is copied, not kept.
+func (p *partition) submit(enc []byte, spans []batchSpan) (int64, *commitGroup, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -74,24 +85,45 @@ func (p *partition) submit(enc []byte, info batchInfo) (int64, *commitGroup, err
 		p.mu.Unlock()
 		return 0, nil, err
 	}
-	base := p.end
-	p.end += int64(info.count)
-	setBaseOffset(enc, base)
+	dupBase, dupGroup, dup, err := p.checkProducersLocked(spans)
+	if err != nil || dup {
+		p.mu.Unlock()
+		if dup && dupGroup == nil {
+			dupGroup = doneGroup
+		}
+		return dupBase, dupGroup, err
+	}
+	first := p.end
+	nowMs := p.l.now().UnixMilli()
 	g := p.pending
 	if g == nil {
 		g = &commitGroup{buf: p.spareBuf, done: make(chan struct{})}
 		p.spareBuf = nil
 		p.pending = g
 	}
-	g.batches = append(g.batches, pendingBatch{base: base, pos: len(g.buf), size: len(enc), info: info})
+	at := len(g.buf)
 	g.buf = append(g.buf, enc...)
+	for _, s := range spans {
+		base := p.end
+		p.end += int64(s.info.count)
+		setBaseOffset(g.buf[at+s.pos:], base)
+		p.applyProducerLocked(s.info.producer, s.info.count, base, g, nowMs)
+		g.batches = append(g.batches, pendingBatch{base: base, pos: at + s.pos, size: s.size, info: s.info})
+	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default: // the flusher already has a wake-up pending
 	}
-	return base, g, nil
+	return first, g, nil
 }
+
+// doneGroup stands for a batch recovered from disk: durable already.
+var doneGroup = func() *commitGroup {
+	g := &commitGroup{done: make(chan struct{})}
+	close(g.done)
+	return g
+}()
 
 // wait blocks until g is durable. When ctx ends first the batch may still
 // be appended: the caller cannot know, as with any lost ack.
@@ -460,8 +492,12 @@ func (p *partition) readSegment(seg *segment, pos, limit, next, from int64, maxE
 			// Size the result once per batch: growing it record by record
 			// showed up as copying and write barriers in the read profile.
 			evs = slices.Grow(evs, min(int(h.count), maxEvents-len(evs)))
+			records, err := recordsOf(&h, b)
+			if err != nil {
+				return nil, fmt.Errorf("byte %d of %s: %w", pos+used-size, seg.logPath, err)
+			}
 			var consumed int
-			evs, consumed, err = decodeRecords(evs, &hdrs, &h, b, p.topic, p.id, from, maxEvents-len(evs), maxBytes-bytes)
+			evs, consumed, err = decodeRecords(evs, &hdrs, &h, records, p.topic, p.id, from, maxEvents-len(evs), maxBytes-bytes)
 			if err != nil {
 				return nil, err
 			}

@@ -76,6 +76,13 @@ func (l *Log) openPartition(topic string, id int32, dir string) (*partition, err
 		}
 		p.segments = append(p.segments, seg)
 	}
+	for _, seg := range p.segments {
+		if err := p.rebuildProducers(seg); err != nil {
+			// Damage in a sealed segment surfaces on read; idempotence then
+			// knows less, and a retried batch may be refused as unknown.
+			p.logger.Error("producer state incomplete: a sealed segment is damaged", "segment", seg.logPath, "err", err)
+		}
+	}
 	p.active = p.segments[len(p.segments)-1]
 	p.end = p.active.next
 	p.visible = p.end

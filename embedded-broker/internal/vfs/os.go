@@ -14,6 +14,10 @@ type osFile struct{ *os.File }
 
 func (f osFile) Sync() error { return datasync(f.File) }
 
+// OSFile exposes the *os.File under a Default file, for zero-copy reads
+// (sendfile) by callers that check for this method.
+func (f osFile) OSFile() *os.File { return f.File }
+
 func (osFS) Create(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
