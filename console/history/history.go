@@ -148,27 +148,42 @@ type Point struct {
 // ErrUnknownSeries is returned for a series never recorded.
 var ErrUnknownSeries = errors.New("history: unknown series")
 
-// Series returns the committed points of name from since (or the oldest
-// committed minute, if later) to the newest committed minute, one per
-// minute (gaps are NaN). The open minute is not included: its average is
-// not final.
+// Series returns the points of name from since (or the oldest recorded
+// minute, if later) to the newest, one per minute (gaps are NaN). The open
+// minute, when it has samples, comes last with its running average (it may
+// still change); it is there for every series, so all series of one call
+// time have the same minutes.
 func (r *Ring) Series(name string, since time.Time) ([]Point, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	vals, ok := r.series[name]
-	if !ok {
+	a := r.pending[name]
+	if !ok && a == nil {
 		return nil, ErrUnknownSeries
 	}
 	oldest, newest := r.rangeLocked()
-	if newest == 0 {
+	open := len(r.pending) > 0 && r.open > newest
+	last := newest
+	if open {
+		last = r.open
+		if oldest == 0 {
+			oldest = r.open
+		}
+	}
+	if last == 0 {
 		return nil, nil
 	}
-	first := max(since.Unix()/60, newest-int64(r.window)+1, oldest)
-	out := make([]Point, 0, newest-first+1)
-	for m := first; m <= newest; m++ {
-		slot := int(m % int64(r.window))
+	first := max(since.Unix()/60, last-int64(r.window)+1, oldest)
+	out := make([]Point, 0, max(last-first+1, 0))
+	for m := first; m <= last; m++ {
 		v := math.NaN()
-		if r.stamps[slot] == m {
+		slot := int(m % int64(r.window))
+		switch {
+		case open && m == r.open:
+			if a != nil {
+				v = a.sum / float64(a.n)
+			}
+		case vals != nil && r.stamps[slot] == m:
 			v = vals[slot]
 		}
 		out = append(out, Point{Minute: time.Unix(m*60, 0).UTC(), Value: v})

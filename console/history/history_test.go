@@ -143,3 +143,17 @@ func BenchmarkAdd(b *testing.B) {
 		r.Add(now, vals)
 	}
 }
+
+func TestOpenMinuteIsTheLastPoint(t *testing.T) {
+	r := New(Options{Window: 10})
+	r.Add(t0, map[string]float64{"a": 4})
+	if pts, err := r.Series("a", t0); err != nil || len(pts) != 1 || pts[0].Value != 4 {
+		t.Fatalf("first minute, still open: %+v %v", pts, err)
+	}
+	r.Add(t0.Add(time.Minute), map[string]float64{"b": 1}) // commits minute 0; "a" has no sample in minute 1
+	a, _ := r.Series("a", t0)
+	b, _ := r.Series("b", t0)
+	if len(a) != 2 || len(b) != 2 || a[0].Value != 4 || !math.IsNaN(a[1].Value) || !math.IsNaN(b[0].Value) || b[1].Value != 1 {
+		t.Fatalf("aligned minutes: a %+v, b %+v", a, b)
+	}
+}
