@@ -38,6 +38,7 @@ backbone:
     orders: { partitions: 1 }
     orders-dlq: { partitions: 1 }
     payments: { partitions: 3 }
+    payments-audit: { partitions: 1 }
 broker:
   queues:
     work: { visibility_timeout: 30s, max_receive_count: 1, dead_letter_queue: work-dlq }
@@ -56,6 +57,11 @@ pipelines:
     routes:
       - to: { exchange: orders, routing_key: '"order." + body.region' }
     dead_letter: { topic: orders-dlq }
+  - name: payments-audit
+    from: payments
+    filter: 'body.amount > 10'
+    routes:
+      - to: { topic: payments-audit }
 `
 
 func TestConsoleInBrowser(t *testing.T) {
@@ -98,6 +104,24 @@ func TestConsoleInBrowser(t *testing.T) {
 			"MaxNumberOfMessages": 10, "VisibilityTimeout": 0})
 	}
 	waitForQueue(t, in.httpURL, "work-dlq", 6)
+
+	// Background traffic on another topic, so rates and the topology are
+	// live while the pages are driven (and in the screenshots).
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go func() {
+		for i := 0; loadCtx.Err() == nil; i++ {
+			var batch []map[string]any
+			for j := range 20 {
+				batch = append(batch, map[string]any{"key": fmt.Sprintf("p-%d", j), "value": map[string]any{"amount": (i + j) % 40, "currency": "EUR"}})
+			}
+			_, _, _ = postWithToken(loadCtx, in.httpURL, "payments", batch, "admin-e2e")
+			select {
+			case <-loadCtx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 
 	shots := os.Getenv("BRIDGE_CONSOLE_SCREENSHOTS")
 	if shots == "" {

@@ -14,6 +14,13 @@
   function makeChart(el, data) {
     var width = Math.max(el.clientWidth, 280);
     var height = parseInt(el.dataset.height || "180", 10);
+    // Fewer than two points would make uPlot stretch the x axis over
+    // years: pad with empty points a minute apart.
+    while (data.t.length < 2) {
+      var first = data.t.length ? data.t[0] : Math.floor(Date.now() / 1000);
+      data.t.unshift(first - 60);
+      data.series.forEach(function (s) { s.values.unshift(null); });
+    }
     var series = [{}];
     var columns = [data.t];
     data.series.forEach(function (s, i) {
@@ -90,6 +97,19 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () { scan(); });
+
+  // Charts take their colours when drawn: redraw them when the system's
+  // colour scheme changes (theme "auto").
+  if (window.matchMedia) {
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
+      document.querySelectorAll("[data-chart]").forEach(function (el) {
+        if (!el._chart) return;
+        var cols = el._data, names = el._chart.series.slice(1).map(function (s) { return s.label; });
+        el._chart.destroy();
+        makeChart(el, { t: cols[0], series: names.map(function (n, i) { return { name: n, values: cols[i + 1] }; }) });
+      });
+    });
+  }
   document.addEventListener("htmx:afterSettle", function (evt) { scan(evt.target); });
 
   // Select-all checkboxes: <input type=checkbox data-select-all="NAME">.
