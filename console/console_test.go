@@ -710,3 +710,64 @@ func TestHistoryJSONAfterMinutes(t *testing.T) {
 		t.Fatalf("pipeline lag series %s", body)
 	}
 }
+
+// A pipeline's dead letters in a queue (dead_letter: {queue: …}) have no
+// source queue: they are redriven through their route and deleted from the
+// DLQ only when the route's sink took them.
+func TestQueueDeadLettersOfAPipelineGoBackThroughTheirRoute(t *testing.T) {
+	cfg := strings.Replace(testConfig, "dead_letter: { topic: orders-dlq }", "dead_letter: { queue: work-dlq }", 1)
+	h := newHarness(t, cfg)
+	h.produce("orders", jsonEvent("bad", `{"type":"order","region":7}`)) // the routing key rule fails
+	dlq, _ := h.queues.Get("work-dlq")
+	waitFor(t, 5*time.Second, func() error {
+		if st := dlq.Stats(); st.Visible != 1 {
+			return fmt.Errorf("dlq visible %d", st.Visible)
+		}
+		return nil
+	})
+	// A dead letter of a failure that has passed (as after an outage).
+	if _, err := dlq.Send(context.Background(), []queue.SendInput{{Body: []byte(`{"type":"order","region":"eu"}`), Attributes: []queue.Attribute{
+		{Name: event.HeaderPipeline, DataType: "String", Value: []byte("to-work")},
+		{Name: event.HeaderRoute, DataType: "String", Value: []byte("exchange:orders")},
+		{Name: event.HeaderError, DataType: "String", Value: []byte("exchange unreachable")},
+		{Name: event.HeaderEventID, DataType: "String", Value: []byte("orders/0/99")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	admin := h.client("")
+	admin.post("/console/login", url.Values{"token": {"admin-token"}}, http.StatusSeeOther)
+	csrf := csrfOf(t, admin)
+	doc := admin.get("/console/queues/work-dlq", 200)
+	groups := findAll(doc, "table.groups tbody tr")
+	if len(groups) != 2 {
+		t.Fatalf("groups %v", texts(groups))
+	}
+	form := url.Values{"rate": {"100"}, "csrf": {csrf}, "confirm": {"work-dlq"}, "expect": {"2"}}
+	for _, g := range groups {
+		k, _ := attrOf(find(t, g, "input[name=group]"), "value")
+		form.Add("group", k)
+		if !strings.Contains(text(g), "pipeline to-work / exchange:orders") {
+			t.Fatalf("group source: %s", text(g))
+		}
+	}
+	resp, _ := admin.post("/console/queues/work-dlq/redrive", form, http.StatusSeeOther)
+	jobPath := strings.TrimPrefix(resp.Header.Get("Location"), h.http.URL)
+	waitFor(t, 5*time.Second, func() error {
+		if s := text(find(t, admin.get(jobPath, 200), "#job-state")); s != "done" {
+			return fmt.Errorf("job %s", s)
+		}
+		return nil
+	})
+	if got := text(find(t, admin.get(jobPath, 200), "dl.kv")); !strings.Contains(got, "1 of 2 sent, 1 failed") {
+		t.Fatalf("job %s", got)
+	}
+	// The passing one reached the exchange's queue and left the DLQ; the
+	// failing one is still there, visible.
+	work, _ := h.queues.Get("work")
+	if st := work.Stats(); st.Visible != 1 {
+		t.Fatalf("work queue %+v", st)
+	}
+	left, _ := dlq.Peek(0, 10)
+	if len(left) != 1 || left[0].State != "visible" || !strings.Contains(string(left[0].Body), `"region":7`) {
+		t.Fatalf("left in the DLQ %+v", left)
+	}
+}

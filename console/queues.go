@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bridgeio/bridge/connectors/sqsattr"
 	"github.com/bridgeio/bridge/console/views"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/event"
@@ -220,7 +221,7 @@ func (s *Server) queueRedrivePreview(w http.ResponseWriter, r *http.Request) {
 	}
 	groups, _, _ := s.groupQueue(q)
 	pv := views.RedrivePreview{Kind: "queue", Title: "Redrive from " + name, Action: s.base + "/queues/" + name + "/redrive",
-		Rate: rate, Destination: "each message's source queue", Confirm: name}
+		Rate: rate, Destination: "each message's source queue (or, for a pipeline's dead letter, its route)", Confirm: name}
 	for _, g := range groups {
 		if keys[g.Key] {
 			pv.Groups = append(pv.Groups, g)
@@ -252,11 +253,8 @@ func (s *Server) queueRedrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	expect := intOr(r.PostFormValue("expect"), 0)
-	match := func(m queue.PeekedMessage) bool { return keys[groupKey(queueReason(m))] }
-	mgr := s.opts.Broker.Queues
 	j, err := s.startJob("redrive.queue", name, who(r), expect, rate, func(ctx context.Context, j *job) error {
-		_, err := mgr.RedriveMatching(ctx, name, "", 0, rate, match, func(moved int) { j.progress(-1, moved, 0, 0) })
-		return err
+		return s.redriveQueue(ctx, name, keys, rate, j)
 	})
 	if err != nil {
 		s.renderStatus(w, r, principalOf(r.Context()), http.StatusConflict, err.Error())
@@ -264,4 +262,37 @@ func (s *Server) queueRedrive(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = q
 	redirect(w, r, s.base+"/jobs/"+j.id)
+}
+
+// redriveQueue moves the selected dead letters back: those with a source
+// queue to it (a queue-to-queue move), those a pipeline wrote through the
+// route that failed them (engine.RedriveEvent), each deleted from the DLQ
+// only after its target acknowledged it. Both share the rate.
+func (s *Server) redriveQueue(ctx context.Context, dlq string, keys map[string]bool, rate int, j *job) error {
+	selected := func(m queue.PeekedMessage) bool { return keys[groupKey(queueReason(m))] }
+	mgr := s.opts.Broker.Queues
+	moved, err := mgr.RedriveMatching(ctx, dlq, "", 0, rate,
+		func(m queue.PeekedMessage) bool { return m.DeadLetterSource != "" && selected(m) },
+		func(n int) { j.progress(-1, n, 0, 0) })
+	if err != nil || s.opts.Engine == nil {
+		return err
+	}
+	viaRoute := func(m queue.PeekedMessage) bool {
+		return m.DeadLetterSource == "" && attr(m, event.HeaderPipeline) != "" && attr(m, event.HeaderRoute) != "" && selected(m)
+	}
+	_, _, err = mgr.HandleMatching(ctx, dlq, 0, rate, viaRoute, func(m queue.PeekedMessage) error {
+		return s.opts.Engine.RedriveEvent(ctx, attr(m, event.HeaderPipeline), attr(m, event.HeaderRoute), queueEvent(m))
+	}, func(done, failed int) { j.progress(-1, moved+done, failed, 0) })
+	return err
+}
+
+// queueEvent rebuilds the event a pipeline wrote to a queue: the body is
+// the value, the attributes the key and headers (SPEC §8, SQS column).
+func queueEvent(m queue.PeekedMessage) event.Event {
+	attrs := make([]sqsattr.Attribute, len(m.Attributes))
+	for i, a := range m.Attributes {
+		attrs[i] = sqsattr.Attribute{Name: a.Name, Value: string(a.Value)}
+	}
+	key, headers, _ := sqsattr.FromAttributes(attrs) // a malformed overflow header stays a plain header
+	return event.Event{Key: key, Value: m.Body, Headers: headers, Timestamp: m.SentAt}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -236,4 +237,22 @@ func outcome(name string, p *rules.Program, v string, err error) RuleOutcome {
 		o.Result, o.Error = "", err.Error()
 	}
 	return o
+}
+
+// RedriveEvent sends a dead letter stored outside a dead-letter topic (for
+// instance a queue message a pipeline's dead_letter: {queue: …} wrote) back
+// through the route that failed it: the provenance headers are stripped, the
+// route's key and parameter rules apply, its filter does not (the event was
+// selected once), as DeadLetters.Redrive does for dead-letter topics.
+func (e *Engine) RedriveEvent(ctx context.Context, pipeline, route string, dl event.Event) error {
+	p, ok := e.byName[pipeline]
+	if !ok {
+		return fmt.Errorf("%w: no pipeline %q in the running config", ErrBadTarget, pipeline)
+	}
+	for _, r := range p.routes {
+		if r.name == route {
+			return sendThroughRoute(ctx, r, e, original(&dl))
+		}
+	}
+	return fmt.Errorf("%w: no route %s/%s in the running config", ErrBadTarget, pipeline, route)
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,5 +150,33 @@ func TestExplain(t *testing.T) {
 	topo := e.Topology()
 	if len(topo) != 1 || topo[0].Topic != "in" || len(topo[0].Routes) != 2 || topo[0].Routes[0].Target != "rec" {
 		t.Fatalf("topology %+v", topo)
+	}
+}
+
+func TestRedriveEventStripsProvenance(t *testing.T) {
+	b := newMemBackbone(map[string]int{"in": 1})
+	sink := &recSink{}
+	r := testRoute("r", sink)
+	r.filter = mustCompile(t, "false", rules.Bool) // not applied to a redrive
+	r.key = mustCompile(t, "body.id", rules.String)
+	e := newTestEngine(t, b, r)
+	dl := event.Event{Value: []byte(`{"id":"o-7"}`), Headers: []event.Header{
+		{Key: event.HeaderEventID, Value: []byte("in/0/7")}, {Key: event.HeaderError, Value: []byte("boom")},
+		{Key: event.HeaderPipeline, Value: []byte("p")}, {Key: event.HeaderRoute, Value: []byte("r")}, {Key: "x", Value: []byte("y")}}}
+	if err := e.RedriveEvent(context.Background(), "p", "r", dl); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.events()
+	if len(got) != 1 || string(got[0].Key) != "o-7" {
+		t.Fatalf("sent %+v", got)
+	}
+	if _, ok := got[0].Header(event.HeaderError); ok {
+		t.Fatal("provenance header kept")
+	}
+	if id, _ := got[0].Header(event.HeaderEventID); string(id) != "in/0/7" {
+		t.Fatalf("bridge-event-id %q", id)
+	}
+	if err := e.RedriveEvent(context.Background(), "p", "nope", dl); !errors.Is(err, ErrBadTarget) {
+		t.Fatalf("unknown route: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -68,6 +69,35 @@ func TestRedriveMatchingSelectsAndReportsProgress(t *testing.T) {
 		moved := receive(t, a, 10, time.Minute)
 		if len(moved) != 3 {
 			t.Fatalf("target has %d", len(moved))
+		}
+	})
+}
+
+func TestHandleMatchingDeletesOnlyWhatWasHandled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "dlq"})
+		sendBodies(t, q, "a-ok", "b-skip", "c-fail", "d-ok", "e-ok")
+		var seen []string
+		done, failed, err := m.HandleMatching(context.Background(), "dlq", 0, 2,
+			func(p PeekedMessage) bool { return p.Body[0] != 'b' },
+			func(p PeekedMessage) error {
+				seen = append(seen, string(p.Body))
+				if p.Body[0] == 'c' {
+					return errors.New("target down")
+				}
+				return nil
+			}, nil)
+		if err != nil || done != 3 || failed != 1 {
+			t.Fatalf("done %d failed %d err %v", done, failed, err)
+		}
+		if len(seen) != 4 {
+			t.Fatalf("handled %v: each matching message once", seen)
+		}
+		left, _ := q.Peek(0, 10)
+		if len(left) != 2 || string(left[0].Body) != "b-skip" || string(left[1].Body) != "c-fail" || left[1].State != "visible" {
+			t.Fatalf("left %+v", left)
 		}
 	})
 }
