@@ -249,7 +249,8 @@ func printable(v []byte) string {
 }
 
 // export streams the browse selection as JSON lines (masked), up to
-// maxExport events or the limit asked for.
+// maxExport events or the limit asked for; partition=all exports every
+// partition in turn (the offset or time applies to each).
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
 	parts, err := s.opts.Backbone.Partitions(topic)
@@ -257,30 +258,51 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such topic: "+topic, http.StatusNotFound)
 		return
 	}
-	if r.URL.Query().Get("offset") == "" && r.URL.Query().Get("time") == "" {
-		q := r.URL.Query()
+	q := r.URL.Query()
+	if q.Get("offset") == "" && q.Get("time") == "" {
 		q.Set("offset", "0") // export starts at the beginning unless told otherwise
-		r.URL.RawQuery = q.Encode()
 	}
-	bq, _, err := s.parseBrowse(r, topic, parts, maxExport, maxExport)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+	partitions := []string{q.Get("partition")}
+	if q.Get("partition") == "all" {
+		partitions = partitions[:0]
+		for p := range parts {
+			partitions = append(partitions, strconv.Itoa(p))
+		}
+	}
+	var queries []browseQuery
+	for _, p := range partitions {
+		q.Set("partition", p)
+		r.URL.RawQuery = q.Encode()
+		bq, _, err := s.parseBrowse(r, topic, parts, maxExport, maxExport)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		queries = append(queries, bq)
+	}
+	name := fmt.Sprintf("%s-p%s.jsonl", safeFileName(topic), safeFileName(strings.Join(partitions, "_")))
+	if len(partitions) > 1 {
+		name = safeFileName(topic) + "-all.jsonl"
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-p%d-%d.jsonl"`, safeFileName(topic), bq.partition, bq.from))
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	enc := json.NewEncoder(w)
 	env := rules.NewEnv()
 	budget := maxExport * 10
 	n := 0
-	var b views.Browse
-	_ = s.scan(topic, bq, &budget, env, func(ev *event.Event) bool {
-		if enc.Encode(s.exportLine(ev)) != nil {
-			return false // the client went away
+	for _, bq := range queries {
+		var b views.Browse
+		_ = s.scan(topic, bq, &budget, env, func(ev *event.Event) bool {
+			if enc.Encode(s.exportLine(ev)) != nil {
+				return false // the client went away
+			}
+			n++
+			return n < bq.limit
+		}, &b)
+		if n >= bq.limit || budget <= 0 {
+			return
 		}
-		n++
-		return n < bq.limit
-	}, &b)
+	}
 }
 
 type exportLine struct {

@@ -124,7 +124,7 @@ try {
     const tail = await page.textContent("#tail-rows");
     check(tail.includes("live-1") && !tail.includes("4111"), "tail row: " + tail.slice(0, 200));
     await shoot("topic");
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click("a[download]")]);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-partition")]);
     const file = await download.path();
     const lines = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
     check(lines.length > 0 && lines.every((l) => l.value.region === "eu" && l.value.card === "***"), "export: " + JSON.stringify(lines[0]));
