@@ -94,6 +94,14 @@ func (s *Server) playground(w http.ResponseWriter, r *http.Request) {
 			for _, ru := range dc.Rules {
 				out.Rules = append(out.Rules, views.RuleResult{Rule: ru.Rule, Source: ru.Source, Result: ru.Result, Error: ru.Error})
 			}
+			for i := range dc.Outputs {
+				o := views.Output{Key: string(dc.Outputs[i].Key)}
+				if i < len(dc.Each) {
+					o.RoutingKey, o.GroupID, o.DedupID = dc.Each[i].RoutingKey, dc.Each[i].GroupID, dc.Each[i].DedupID
+				}
+				o.Value, _ = s.showValue(dc.Outputs[i].Value)
+				out.Outputs = append(out.Outputs, o)
+			}
 			pg.Decisions = append(pg.Decisions, out)
 		}
 		pg.Event = s.eventRow(&ev)

@@ -84,7 +84,7 @@ func buildRoutes(plan *pipelines.Plan, p *pipelines.Pipeline, deps Deps, e *Engi
 		}
 		r := &route{
 			pipeline: p.Name, name: rp.Name, topic: p.From, start: p.Start,
-			filter: p.Filter, when: rp.When,
+			filter: p.Filter, transform: p.Transform, when: rp.When, routeTransform: rp.Transform,
 			key: rp.To.Key, routingKey: rp.To.RoutingKey, groupID: rp.To.GroupID, dedupID: rp.To.DedupID,
 			sink: sink, deadLetter: deadLetter, onError: p.OnError,
 			retry:   RetryPolicy{MaxAttempts: p.Retry.MaxAttempts, InitialBackoff: p.Retry.InitialBackoff, MaxBackoff: p.Retry.MaxBackoff}.withDefaults(),

@@ -149,19 +149,27 @@ type RuleOutcome struct {
 type RouteDecision struct {
 	Route    string
 	Target   string
-	Selected bool
-	Rules    []RuleOutcome
-	// Failure says what on_error would do when a rule failed ("" when none
-	// failed): dead_letter, drop or stop.
+	Selected bool // at least one output would be sent
+	// Rules shows the filter and the route's condition on the event as it
+	// arrived (before any transform), then what failed, if anything.
+	Rules []RuleOutcome
+	// Failure says what on_error would do when a rule or transform failed
+	// ("" when none failed): dead_letter, drop or stop.
 	Failure string
-	Key     string // the outgoing key when selected
+	// Outputs are the events the sink would get (a transform may split one
+	// event into several), with their keys and parameters. Key and Params
+	// are the first output's.
+	Outputs []event.Event
+	Key     string
 	Params  event.Params
+	Each    []event.Params // per output, when the route has parameter rules
 }
 
-// Explain runs a pipeline's rules on ev without sending anything: for each
-// route, whether it selects the event, the result of each rule, and the
-// key and parameters the sink would get. ev's Topic, Partition and Offset
-// may be zero for an event that is not in the log.
+// Explain runs a pipeline's rules and transforms on ev without sending
+// anything: for each route, whether it selects the event, the filter's and
+// condition's results, and what the sink would get. It evaluates exactly as
+// the route's cursor does. ev's Topic, Partition and Offset may be zero for
+// an event that is not in the log.
 func (e *Engine) Explain(pipeline string, ev event.Event) ([]RouteDecision, error) {
 	p, ok := e.byName[pipeline]
 	if !ok {
@@ -173,14 +181,14 @@ func (e *Engine) Explain(pipeline string, ev event.Event) ([]RouteDecision, erro
 	env := rules.NewEnv()
 	out := make([]RouteDecision, 0, len(p.routes))
 	for _, r := range p.routes {
-		out = append(out, explainRoute(r, env, &ev))
+		out = append(out, e.explainRoute(r, env, ev))
 	}
 	return out, nil
 }
 
-func explainRoute(r *route, env *rules.Env, ev *event.Event) RouteDecision {
+func (e *Engine) explainRoute(r *route, env *rules.Env, ev event.Event) RouteDecision {
 	d := RouteDecision{Route: r.name, Target: targetName(r.sink)}
-	env.Reset(ev)
+	env.Reset(&ev)
 	for _, b := range []struct {
 		name string
 		p    *rules.Program
@@ -191,52 +199,32 @@ func explainRoute(r *route, env *rules.Env, ev *event.Event) RouteDecision {
 		ok, err := b.p.EvalBool(env)
 		o := RuleOutcome{Rule: b.name, Source: b.p.Source(), Result: fmt.Sprint(ok)}
 		if err != nil {
-			o.Result, o.Error, d.Failure = "", err.Error(), r.onError
+			o.Result, o.Error = "", err.Error()
+		}
+		if b.name == "when" && r.transform != nil {
+			o.Rule = "when (before the transform)"
 		}
 		d.Rules = append(d.Rules, o)
-		if err != nil || !ok {
-			return d
+		if err != nil || (!ok && (b.name == "filter" || r.transform == nil)) {
+			break
 		}
 	}
-	d.Selected = true
-	d.Key = string(ev.Key)
-	if r.key != nil {
-		k, ok, err := r.key.EvalString(env)
-		d.Rules = append(d.Rules, outcome("key", r.key, k, err))
-		if err != nil {
-			d.Selected, d.Failure = false, r.onError
-			return d
-		}
-		d.Key = ""
-		if ok {
-			d.Key = k
-		}
+	c := newCursor(r, ev.Partition, e.backbone, e.log)
+	if err := c.evaluate(&ev, 0); err != nil {
+		d.Failure = r.onError
+		d.Rules = append(d.Rules, RuleOutcome{Rule: "evaluation", Error: err.Error()})
+		return d
 	}
-	for _, pr := range []struct {
-		name string
-		p    *rules.Program
-		dst  *string
-	}{{"routing_key", r.routingKey, &d.Params.RoutingKey}, {"group_id", r.groupID, &d.Params.GroupID}, {"dedup_id", r.dedupID, &d.Params.DedupID}} {
-		if pr.p == nil {
-			continue
+	d.Outputs = c.outbuf
+	d.Each = c.params
+	d.Selected = len(c.outbuf) > 0
+	if d.Selected {
+		d.Key = string(c.outbuf[0].Key)
+		if len(c.params) > 0 {
+			d.Params = c.params[0]
 		}
-		v, err := evalParam(pr.p, env)
-		d.Rules = append(d.Rules, outcome(pr.name, pr.p, v, err))
-		if err != nil {
-			d.Selected, d.Failure = false, r.onError
-			return d
-		}
-		*pr.dst = v
 	}
 	return d
-}
-
-func outcome(name string, p *rules.Program, v string, err error) RuleOutcome {
-	o := RuleOutcome{Rule: name, Source: p.Source(), Result: v}
-	if err != nil {
-		o.Result, o.Error = "", err.Error()
-	}
-	return o
 }
 
 // RedriveEvent sends a dead letter stored outside a dead-letter topic (for

@@ -368,21 +368,27 @@ func (d *DeadLetters) redriveOne(ctx context.Context, dl DeadLetter, fixed event
 	return d.record(dl)
 }
 
-// sendThroughRoute sends ev to r's target with r's key and parameter rules
-// (routing key, group and dedup ids), skipping its filter and condition.
+// sendThroughRoute sends ev to r's target through r's transforms and its
+// key and parameter rules, skipping its filter: the event was selected
+// once. A route's when is skipped too, unless the pipeline transforms the
+// event (then when selects among the parts, which may differ per route).
 func sendThroughRoute(ctx context.Context, r *route, e *Engine, ev event.Event) error {
-	unfiltered := &route{pipeline: r.pipeline, name: r.name, topic: r.topic,
-		key: r.key, routingKey: r.routingKey, groupID: r.groupID, dedupID: r.dedupID}
+	unfiltered := &route{pipeline: r.pipeline, name: r.name, topic: r.topic, transform: r.transform,
+		routeTransform: r.routeTransform, key: r.key, routingKey: r.routingKey, groupID: r.groupID, dedupID: r.dedupID}
+	if r.transform != nil {
+		unfiltered.when = r.when
+	}
 	c := newCursor(unfiltered, ev.Partition, e.backbone, e.log)
-	out, params, _, err := c.evaluate(&ev)
-	if err != nil {
+	if err := c.evaluate(&ev, 0); err != nil {
 		return fmt.Errorf("rule: %w", err)
 	}
-	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
-	if ps, ok := r.sink.(event.ParamSink); ok && withParams {
-		return ps.SendParams(ctx, []event.Event{out}, []event.Params{params})
+	if len(c.outbuf) == 0 {
+		return nil
 	}
-	return r.sink.Send(ctx, []event.Event{out})
+	if ps, ok := r.sink.(event.ParamSink); ok && c.params != nil {
+		return ps.SendParams(ctx, c.outbuf, c.params)
+	}
+	return r.sink.Send(ctx, c.outbuf)
 }
 
 // original strips the provenance headers a dead letter got, so the target

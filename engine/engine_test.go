@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ func (s *recSink) Send(ctx context.Context, batch []event.Event) error {
 				continue
 			}
 		}
-		s.got = append(s.got, batch[i])
+		s.got = append(s.got, copyEvent(batch[i]))
 	}
 	if len(be.Failed) > 0 {
 		return &be
@@ -56,6 +57,19 @@ func (s *recSink) Send(ctx context.Context, batch []event.Event) error {
 }
 
 func (s *recSink) Close(context.Context) error { return nil }
+
+// copyEvent deep-copies what a sink keeps beyond Send: the event contract
+// lets the engine reuse the bytes once Send returned.
+func copyEvent(ev event.Event) event.Event {
+	ev.Key = bytes.Clone(ev.Key)
+	ev.Value = bytes.Clone(ev.Value)
+	hs := make([]event.Header, len(ev.Headers))
+	for i, h := range ev.Headers {
+		hs[i] = event.Header{Key: h.Key, Value: bytes.Clone(h.Value)}
+	}
+	ev.Headers = hs
+	return ev
+}
 
 func (s *recSink) events() []event.Event {
 	s.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,12 +39,15 @@ type route struct {
 	topic    string
 	start    string // "earliest" | "latest", used when no checkpoint exists
 
-	filter     *rules.Program // pipeline filter; nil = every event
-	when       *rules.Program // route condition; nil = every event passing filter
-	key        *rules.Program // replaces the event key when set
-	routingKey *rules.Program
-	groupID    *rules.Program
-	dedupID    *rules.Program
+	filter    *rules.Program   // pipeline filter; nil = every event
+	transform *rules.Transform // pipeline transform; nil = events as they are
+	when      *rules.Program   // route condition; nil = every event passing filter
+	// routeTransform runs after when; nil = parts as they are.
+	routeTransform *rules.Transform
+	key            *rules.Program // replaces the event key when set
+	routingKey     *rules.Program
+	groupID        *rules.Program
+	dedupID        *rules.Program
 
 	sink         event.Sink
 	deadLetter   event.Sink // where failed events go when onError is dead_letter
@@ -121,8 +125,20 @@ type cursor struct {
 	env     *rules.Env
 	params  []event.Params
 	outbuf  []event.Event
-	indexes []int
-	links   []trace.Link
+	indexes []int // indexes[i]: the fetched event outbuf[i] came from
+	// Transforms write values into buf (reset per fetched batch) and their
+	// parts into parts (the pipeline transform's) and finals (the route
+	// transform's), reused per source event: outbuf keeps copies of the
+	// event structs.
+	buf rules.Buffer
+	// headerArena and idArena hold the outgoing events' header slices and
+	// bridge-event-id values of the current batch (see headerSlice).
+	headerArena []event.Header
+	idArena     []byte
+	parts       []event.Event
+	finals      []event.Event
+	givenUp     []int // scratch of send: fetched events handed to on_error
+	links       []trace.Link
 	// span is the context of the current batch's process span; invalid when
 	// tracing is off. Only the cursor goroutine touches it. spanTP is its
 	// traceparent encoding and spanTraceHex its trace id in hex, computed
@@ -238,14 +254,17 @@ func (c *cursor) outOfRange(next, earliest, latest int64) int64 {
 
 // handle evaluates and sends one fetched batch, in offset order. It returns
 // only when every event is handled (acked, dead-lettered or dropped), or
-// with an error that leaves the batch unhandled.
+// with an error that leaves the batch unhandled. The outputs of a batch are
+// sent in chunks of about batchSize events (a split can multiply them); the
+// parts of one event are never divided between chunks.
 func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 	r := c.r
 	r.stats.read.Add(int64(len(evs)))
-	c.outbuf = c.outbuf[:0]
-	c.params = c.params[:0]
-	c.indexes = c.indexes[:0]
-	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
+	c.resetOutputs()
+	// The previous batch's outputs were all acknowledged or handed to
+	// on_error: their bytes may be overwritten (sinks copy what they keep
+	// after Send returns, as for the log's read buffers).
+	c.resetArenas()
 	ctx := hard
 	if r.tracer != nil {
 		var span trace.Span
@@ -256,10 +275,12 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 	if r.metrics != nil {
 		evalStart = time.Now()
 	}
+	matched := 0
 	for i := range evs {
 		ev := &evs[i]
-		out, params, selected, err := c.evaluate(ev)
-		if err != nil {
+		before := len(c.outbuf)
+		if err := c.evaluate(ev, i); err != nil {
+			c.truncateOutputs(before) // an event is transformed whole or not at all
 			r.stats.ruleErrors.Add(1)
 			r.metrics.Error(ctx, telemetry.ClassRule, 1)
 			if err := c.fail(soft, hard, ev, fmt.Errorf("rule: %w", event.Permanent(err)), 0); err != nil {
@@ -267,32 +288,41 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 			}
 			continue
 		}
-		if !selected {
-			continue
+		if len(c.outbuf) >= r.batchSize && i < len(evs)-1 {
+			matched += len(c.outbuf)
+			if err := c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes); err != nil {
+				return err
+			}
+			c.resetOutputs()
 		}
-		c.outbuf = append(c.outbuf, out)
-		if withParams {
-			c.params = append(c.params, params)
-		}
-		c.indexes = append(c.indexes, i)
 	}
-	r.stats.matched.Add(int64(len(c.outbuf)))
+	matched += len(c.outbuf)
+	r.stats.matched.Add(int64(matched))
 	if r.metrics != nil {
 		r.metrics.Read(ctx, len(evs), time.Since(evalStart).Seconds())
 	}
 	if r.tracer != nil {
-		trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrMatched.Int(len(c.outbuf)))
+		trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrMatched.Int(matched))
 	}
 	if len(c.outbuf) == 0 {
-		c.journalBatch(evs, 0)
+		c.journalBatch(evs, matched)
 		return nil
 	}
-	matched := len(c.outbuf)
 	if err := c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes); err != nil {
 		return err
 	}
 	c.journalBatch(evs, matched)
 	return nil
+}
+
+func (c *cursor) resetOutputs() { c.truncateOutputs(0) }
+
+// truncateOutputs drops the outputs from n on.
+func (c *cursor) truncateOutputs(n int) {
+	clear(c.outbuf[n:]) // no references to values already sent
+	c.outbuf = c.outbuf[:n]
+	c.indexes = c.indexes[:min(n, len(c.indexes))]
+	c.params = c.params[:min(n, len(c.params))]
 }
 
 // startProcessSpan starts the batch's process span: a child of the first
@@ -313,28 +343,71 @@ func (c *cursor) startProcessSpan(hard context.Context, evs []event.Event) (cont
 	return ctx, span
 }
 
-// evaluate runs the filter, the route condition and the per-event rules.
-func (c *cursor) evaluate(ev *event.Event) (event.Event, event.Params, bool, error) {
+// evaluate runs the route's chain on the fetched event evs[index] and
+// appends its outputs (none, one, or one per part of a split) to outbuf:
+// the filter on the event; the pipeline's transform; per part, the route's
+// when and transform; per output, the target's rules. pipelines.Outputs is
+// the same chain for `bridge test`. On error the caller truncates outbuf.
+func (c *cursor) evaluate(ev *event.Event, index int) error {
 	r := c.r
-	var params event.Params
 	c.env.Reset(ev)
 	if r.filter != nil {
 		ok, err := r.filter.EvalBool(c.env)
 		if err != nil || !ok {
-			return event.Event{}, params, false, err
+			return err
 		}
 	}
+	if r.transform == nil {
+		return c.routeStage(ev, index)
+	}
+	var err error
+	if c.parts, err = r.transform.Apply(c.env, ev, c.parts[:0], &c.buf); err != nil {
+		return fmt.Errorf("transform: %w", err)
+	}
+	for j := range c.parts {
+		c.env.View(&c.parts[j])
+		if err := c.routeStage(&c.parts[j], index); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeStage runs when and the route's transform on part, which the env
+// views, and emits what results.
+func (c *cursor) routeStage(part *event.Event, index int) error {
+	r := c.r
 	if r.when != nil {
 		ok, err := r.when.EvalBool(c.env)
 		if err != nil || !ok {
-			return event.Event{}, params, false, err
+			return err
 		}
 	}
+	if r.routeTransform == nil {
+		return c.emit(part, index)
+	}
+	var err error
+	if c.finals, err = r.routeTransform.Apply(c.env, part, c.finals[:0], &c.buf); err != nil {
+		return fmt.Errorf("route transform: %w", err)
+	}
+	for k := range c.finals {
+		c.env.View(&c.finals[k])
+		if err := c.emit(&c.finals[k], index); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit computes the target's rules over ev, which the env views, and
+// appends the outgoing event.
+func (c *cursor) emit(ev *event.Event, index int) error {
+	r := c.r
 	out := c.outgoing(ev)
 	if r.key != nil {
 		k, ok, err := r.key.EvalString(c.env)
 		if err != nil {
-			return out, params, false, fmt.Errorf("key: %w", err)
+			return fmt.Errorf("key: %w", err)
 		}
 		if ok {
 			out.Key = []byte(k)
@@ -342,22 +415,39 @@ func (c *cursor) evaluate(ev *event.Event) (event.Event, event.Params, bool, err
 			out.Key = nil
 		}
 	}
-	var err error
-	if params.RoutingKey, err = evalParam(r.routingKey, c.env); err != nil {
-		return out, params, false, fmt.Errorf("routing_key: %w", err)
-	}
-	if params.GroupID, err = evalParam(r.groupID, c.env); err != nil {
-		return out, params, false, fmt.Errorf("group_id: %w", err)
-	}
-	if params.DedupID, err = evalParam(r.dedupID, c.env); err != nil {
-		return out, params, false, fmt.Errorf("dedup_id: %w", err)
-	}
-	if params.DedupID == "" && r.dedupID == nil {
-		if id, ok := out.Header(event.HeaderEventID); ok {
-			params.DedupID = string(id)
+	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
+	if withParams {
+		var params event.Params
+		var err error
+		if params.RoutingKey, err = evalParam(r.routingKey, c.env); err != nil {
+			return fmt.Errorf("routing_key: %w", err)
 		}
+		if params.GroupID, err = evalParam(r.groupID, c.env); err != nil {
+			return fmt.Errorf("group_id: %w", err)
+		}
+		if params.DedupID, err = evalParam(r.dedupID, c.env); err != nil {
+			return fmt.Errorf("dedup_id: %w", err)
+		}
+		if params.DedupID == "" && r.dedupID == nil {
+			params.DedupID = defaultDedupID(&out)
+		}
+		c.params = append(c.params, params)
 	}
-	return out, params, true, nil
+	c.outbuf = append(c.outbuf, out)
+	c.indexes = append(c.indexes, index)
+	return nil
+}
+
+// defaultDedupID is the deduplication id of an output with no dedup_id
+// rule: its bridge-event-id, plus the split index for a part of a split
+// (the parts of one event share the id and must not deduplicate each
+// other away).
+func defaultDedupID(out *event.Event) string {
+	id, _ := out.Header(event.HeaderEventID)
+	if part, ok := out.Header(rules.HeaderSplitIndex); ok {
+		return string(id) + "#" + string(part)
+	}
+	return string(id)
 }
 
 func evalParam(p *rules.Program, env *rules.Env) (string, error) {
@@ -385,17 +475,54 @@ func (c *cursor) outgoing(ev *event.Event) event.Event {
 	if hasID && !inject {
 		return out
 	}
-	// A fresh slice: ev.Headers may alias the backbone's read buffer.
-	hs := make([]event.Header, len(ev.Headers), len(ev.Headers)+2)
+	// A slice of our own: ev.Headers may alias the backbone's read buffer.
+	hs := c.headerSlice(len(ev.Headers), len(ev.Headers)+2)
 	copy(hs, ev.Headers)
 	if !hasID {
-		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(ev.ID())})
+		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: c.eventID(ev)})
 	}
 	if inject {
 		hs = telemetry.SetTraceParentValue(hs, c.span, c.spanTP)
 	}
 	out.Headers = hs
 	return out
+}
+
+// headerSlice carves a header slice of length n and capacity capacity from
+// the cursor's arena, and eventID writes ev's id into its byte arena. Both
+// arenas are rewound per fetched batch, like the transform buffer: a
+// handful of allocations per batch instead of two per event.
+func (c *cursor) headerSlice(n, capacity int) []event.Header {
+	if cap(c.headerArena)-len(c.headerArena) < capacity {
+		c.headerArena = make([]event.Header, 0, max(1024, 2*cap(c.headerArena), capacity))
+	}
+	start := len(c.headerArena)
+	c.headerArena = c.headerArena[:start+capacity]
+	return c.headerArena[start : start+n : start+capacity]
+}
+
+func (c *cursor) eventID(ev *event.Event) []byte {
+	need := len(ev.Topic) + 2 + 2*20
+	if cap(c.idArena)-len(c.idArena) < need {
+		c.idArena = make([]byte, 0, max(16<<10, 2*cap(c.idArena)))
+	}
+	start := len(c.idArena)
+	b := append(c.idArena, ev.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(ev.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, ev.Offset, 10)
+	c.idArena = b
+	return b[start:len(b):len(b)]
+}
+
+// resetArenas rewinds the arenas; every output of the last batch was
+// acknowledged or handed to on_error (sinks copy what they keep).
+func (c *cursor) resetArenas() {
+	clear(c.headerArena) // drop references to the last batch's bytes
+	c.headerArena = c.headerArena[:0]
+	c.idArena = c.idArena[:0]
+	c.buf.Reset()
 }
 
 // sameTraceOrNone reports whether ev has no valid traceparent or one in the
@@ -462,22 +589,9 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			span.AddEvent("send failed", trace.WithAttributes(attribute.Int("attempt", attempt),
 				attribute.Int("failed", len(failed)), attribute.String("error", err.Error())))
 		}
-		var keepBatch []event.Event
-		var keepParams []event.Params
-		var keepIdx []int
-		for _, f := range failed {
-			ev := &evs[indexes[f.index]]
-			if c.retryable(ev, f.err, attempt) {
-				keepBatch = append(keepBatch, batch[f.index])
-				if params != nil {
-					keepParams = append(keepParams, params[f.index])
-				}
-				keepIdx = append(keepIdx, indexes[f.index])
-				continue
-			}
-			if err := c.fail(soft, hard, ev, f.err, attempt); err != nil {
-				return err
-			}
+		keepBatch, keepParams, keepIdx, failErr := c.triage(soft, hard, evs, batch, params, indexes, failed, attempt)
+		if failErr != nil {
+			return failErr
 		}
 		if len(keepBatch) == 0 {
 			if span != nil {
@@ -497,6 +611,42 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			return soft.Err()
 		}
 	}
+}
+
+// triage decides per failed output whether to retry it, and returns the
+// outputs to send again. An event any of whose outputs is given up is
+// handed to on_error once, as the original event; its other outputs are not
+// retried (a redrive sends the event again whole).
+func (c *cursor) triage(soft, hard context.Context, evs, batch []event.Event, params []event.Params, indexes []int,
+	failed []failedItem, attempt int) (keepBatch []event.Event, keepParams []event.Params, keepIdx []int, err error) {
+	var retry []failedItem
+	givenUp := c.givenUp[:0]
+	for _, f := range failed {
+		src := indexes[f.index]
+		if slices.Contains(givenUp, src) {
+			continue
+		}
+		if c.retryable(&evs[src], f.err, attempt) {
+			retry = append(retry, f)
+			continue
+		}
+		givenUp = append(givenUp, src)
+		if err := c.fail(soft, hard, &evs[src], partCause(&batch[f.index], f.err), attempt); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c.givenUp = givenUp
+	for _, f := range retry {
+		if slices.Contains(givenUp, indexes[f.index]) {
+			continue
+		}
+		keepBatch = append(keepBatch, batch[f.index])
+		if params != nil {
+			keepParams = append(keepParams, params[f.index])
+		}
+		keepIdx = append(keepIdx, indexes[f.index])
+	}
+	return keepBatch, keepParams, keepIdx, nil
 }
 
 func (c *cursor) sendOnce(ctx context.Context, batch []event.Event, params []event.Params) error {
@@ -521,6 +671,15 @@ func valueBytes(batch []event.Event, failed []failedItem) int64 {
 type failedItem struct {
 	index int
 	err   error
+}
+
+// partCause names the part of a split whose send failed, since the dead
+// letter is the whole original event.
+func partCause(out *event.Event, err error) error {
+	if part, ok := out.Header(rules.HeaderSplitIndex); ok {
+		return fmt.Errorf("split part %s: %w", part, err)
+	}
+	return err
 }
 
 // failedItems lists which events of a batch failed: those a *BatchError

@@ -91,7 +91,9 @@ type Sink interface {
 	// Send returns nil once the target acknowledged every event in batch.
 	// If only some events failed it returns a *BatchError naming them; any
 	// other error applies to the whole batch. Failures that will never
-	// succeed on retry wrap ErrPermanent.
+	// succeed on retry wrap ErrPermanent. The events' byte slices belong to
+	// the caller again once Send returns (the engine reuses them for the
+	// next batch): a sink copies what it keeps.
 	Send(ctx context.Context, batch []Event) error
 	// Close flushes and releases resources. ctx bounds how long it may wait.
 	// Close is idempotent.

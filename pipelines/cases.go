@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,8 @@ type testCase struct {
 	Pipeline string     `yaml:"pipeline"`
 	Event    caseEvent  `yaml:"event"`
 	Expect   caseExpect `yaml:"expect"`
+	// Now fixes the time now() returns, so cases over it are exact.
+	Now *time.Time `yaml:"now"`
 }
 
 type caseEvent struct {
@@ -44,6 +47,24 @@ type caseExpect struct {
 	Dropped  bool                      `yaml:"dropped"`
 	Error    bool                      `yaml:"error"`
 	Rendered map[string]renderedExpect `yaml:"rendered"`
+	// Outputs lists, per route, every event the route sends, in order.
+	Outputs map[string][]outputExpect `yaml:"outputs"`
+	// Parts is, per route, how many events the route sends.
+	Parts map[string]int `yaml:"parts"`
+}
+
+// outputExpect is one expected output event. Unset fields are not checked.
+type outputExpect struct {
+	// Value: a YAML string is the exact text; a mapping, list, number or
+	// boolean is compared as a JSON value (key order and number spelling
+	// aside); null means no value.
+	Value yaml.Node `yaml:"value"`
+	Key   *string   `yaml:"key"` // the key the target receives
+	// Headers are checked by name; a null value means "absent".
+	Headers    map[string]*string `yaml:"headers"`
+	RoutingKey *string            `yaml:"routing_key"`
+	GroupID    *string            `yaml:"group_id"`
+	DedupID    *string            `yaml:"dedup_id"`
 }
 
 type renderedExpect struct {
@@ -148,9 +169,22 @@ func checkCase(v *validator, plan *Plan, p string, c *testCase) {
 			v.ref(p+".expect.routes["+strconv.Itoa(j)+"]", "route", r, routeNames)
 		}
 	}
-	for _, r := range sortedKeys(e.Rendered) {
-		if e.Routes == nil || !slices.Contains(*e.Routes, r) {
-			v.failKey(joinKey(p+".expect.rendered", r), ErrInvalid, "route %q is not in expect.routes", r)
+	for field, names := range map[string][]string{"rendered": sortedKeys(e.Rendered), "outputs": sortedKeys(e.Outputs),
+		"parts": sortedKeys(e.Parts)} {
+		for _, r := range names {
+			if e.Routes == nil || !slices.Contains(*e.Routes, r) {
+				v.failKey(joinKey(p+".expect."+field, r), ErrInvalid, "route %q is not in expect.routes", r)
+			}
+		}
+	}
+	for _, r := range sortedKeys(e.Outputs) {
+		for j := range e.Outputs[r] {
+			n := &e.Outputs[r][j].Value
+			if n.Kind != 0 && n.Tag != "!!null" && n.Tag != "!!str" {
+				if _, err := caseValue(n); err != nil {
+					v.fail(joinKey(p+".expect.outputs", r)+"["+strconv.Itoa(j)+"].value", ErrInvalid, "%v", err)
+				}
+			}
 		}
 	}
 }
@@ -184,23 +218,24 @@ func runCase(plan *Plan, env *rules.Env, c *testCase) string {
 			pl = x
 		}
 	}
+	env.SetClock(time.Now)
+	if c.Now != nil {
+		now := *c.Now
+		env.SetClock(func() time.Time { return now })
+	}
 	ev := c.Event.toEvent()
-	routes, err := Evaluate(pl, env, ev)
-	got := make([]string, 0, len(routes))
-	rendered := map[string]Rendered{}
-	for _, r := range routes {
-		got = append(got, r.Name)
-		if err == nil {
-			var rd Rendered
-			if rd, err = r.To.Render(env, pl.Name, r.Name); err == nil {
-				rendered[r.Name] = rd
-			}
-		}
+	var buf rules.Buffer
+	passed, outs, err := Outputs(pl, env, ev, &buf)
+	got := make([]string, 0, len(outs))
+	byRoute := map[string]RouteOutput{}
+	for _, o := range outs {
+		got = append(got, o.Route.Name)
+		byRoute[o.Route.Name] = o
 	}
 	var diff strings.Builder
 	e := &c.Expect
-	isDropped := err == nil && len(routes) == 0 && dropped(pl, env, ev)
-	gotText := outcome(routes)
+	isDropped := err == nil && !passed
+	gotText := outcomeNames(got)
 	if isDropped {
 		gotText = "dropped by the filter"
 	}
@@ -217,39 +252,116 @@ func runCase(plan *Plan, env *rules.Env, c *testCase) string {
 		fmt.Fprintf(&diff, "    expected: %s\n    got:      %s\n", outcomeNames(*e.Routes), gotText)
 	}
 	for _, name := range sortedKeys(e.Rendered) {
-		want, have := e.Rendered[name], rendered[name]
-		for _, f := range []struct {
-			field string
-			want  *string
-			got   string
-			has   bool
-		}{
-			{"key", want.Key, have.Key, have.HasKey},
-			{"routing_key", want.RoutingKey, have.RoutingKey, have.HasRoutingKey},
-			{"group_id", want.GroupID, have.GroupID, have.HasGroupID},
-			{"dedup_id", want.DedupID, have.DedupID, have.HasDedupID},
-		} {
-			if f.want != nil && (!f.has || *f.want != f.got) {
-				gotText := "(not set)"
-				if f.has {
-					gotText = strconv.Quote(f.got)
-				}
-				fmt.Fprintf(&diff, "    %s of route %s:\n      expected: %q\n      got:      %s\n", f.field, name, *f.want, gotText)
+		o := byRoute[name]
+		for i := range max(len(o.Rendered), 1) {
+			var have Rendered
+			if i < len(o.Rendered) {
+				have = o.Rendered[i]
 			}
+			diffRendered(&diff, outputName(name, i, len(o.Rendered)), rendered(e.Rendered[name]), have)
 		}
+	}
+	for _, name := range sortedKeys(e.Parts) {
+		if n := len(byRoute[name].Events); n != e.Parts[name] {
+			fmt.Fprintf(&diff, "    parts of route %s:\n      expected: %d\n      got:      %d\n", name, e.Parts[name], n)
+		}
+	}
+	for _, name := range sortedKeys(e.Outputs) {
+		diffOutputs(&diff, name, e.Outputs[name], byRoute[name])
 	}
 	return diff.String()
 }
 
-// dropped tells "the filter rejected the event" apart from "it passed but
-// no route's when held", which Evaluate reports the same way (no routes).
-func dropped(p *Pipeline, env *rules.Env, ev *event.Event) bool {
-	if p.Filter == nil {
-		return false
+func rendered(r renderedExpect) outputExpect {
+	return outputExpect{Key: r.Key, RoutingKey: r.RoutingKey, GroupID: r.GroupID, DedupID: r.DedupID}
+}
+
+// outputName names output i of a route's n in messages: "route eu" when
+// there is one, "route eu output 2" (1-based) otherwise.
+func outputName(route string, i, n int) string {
+	if n <= 1 {
+		return "route " + route
 	}
-	env.Reset(ev)
-	pass, err := p.Filter.EvalBool(env)
-	return err == nil && !pass
+	return "route " + route + " output " + strconv.Itoa(i+1)
+}
+
+// diffRendered compares the key and the target's computed values.
+func diffRendered(diff *strings.Builder, what string, want outputExpect, have Rendered) {
+	for _, f := range []struct {
+		field string
+		want  *string
+		got   string
+		has   bool
+	}{
+		{"key", want.Key, have.Key, have.HasKey},
+		{"routing_key", want.RoutingKey, have.RoutingKey, have.HasRoutingKey},
+		{"group_id", want.GroupID, have.GroupID, have.HasGroupID},
+		{"dedup_id", want.DedupID, have.DedupID, have.HasDedupID},
+	} {
+		if f.want != nil && (!f.has || *f.want != f.got) {
+			fmt.Fprintf(diff, "    %s of %s:\n      expected: %q\n      got:      %s\n", f.field, what, *f.want, quoteOrUnset(f.got, f.has))
+		}
+	}
+}
+
+func quoteOrUnset(s string, has bool) string {
+	if !has {
+		return "(not set)"
+	}
+	return strconv.Quote(s)
+}
+
+// diffOutputs compares a route's output events with the expected ones.
+func diffOutputs(diff *strings.Builder, route string, want []outputExpect, got RouteOutput) {
+	if len(want) != len(got.Events) {
+		fmt.Fprintf(diff, "    outputs of route %s:\n      expected: %d events\n      got:      %d events\n", route, len(want), len(got.Events))
+	}
+	for i := range min(len(want), len(got.Events)) {
+		w, ev, what := &want[i], &got.Events[i], outputName(route, i, max(len(want), len(got.Events)))
+		if msg := diffValue(&w.Value, ev.Value); msg != "" {
+			fmt.Fprintf(diff, "    value of %s:\n%s", what, msg)
+		}
+		// The key a target receives: its key rule's when it has one, else
+		// the event's (Outputs applied the rule to the event already).
+		rd := got.Rendered[i]
+		rd.Key, rd.HasKey = string(ev.Key), ev.Key != nil
+		diffRendered(diff, what, outputExpect{Key: w.Key, RoutingKey: w.RoutingKey, GroupID: w.GroupID, DedupID: w.DedupID}, rd)
+		for _, name := range sortedKeys(w.Headers) {
+			h, has := ev.Header(name)
+			switch want := w.Headers[name]; {
+			case want == nil && has:
+				fmt.Fprintf(diff, "    header %s of %s:\n      expected: (absent)\n      got:      %q\n", name, what, h)
+			case want != nil && (!has || string(h) != *want):
+				fmt.Fprintf(diff, "    header %s of %s:\n      expected: %q\n      got:      %s\n", name, what, *want, quoteOrUnset(string(h), has))
+			}
+		}
+	}
+}
+
+// diffValue compares an output value with the expectation n (see
+// outputExpect.Value); "" when they agree or n is not set.
+func diffValue(n *yaml.Node, got []byte) string {
+	switch {
+	case n.Kind == 0:
+		return ""
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		if len(got) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("      expected: (no value)\n      got:      %s\n", got)
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!str":
+		if string(got) == n.Value {
+			return ""
+		}
+		return fmt.Sprintf("      expected: %q\n      got:      %q\n", n.Value, got)
+	}
+	want, _ := caseValue(n) // checked in checkCase
+	var w, g any
+	_ = json.Unmarshal(want, &w)
+	if json.Unmarshal(got, &g) == nil && reflect.DeepEqual(w, g) {
+		return ""
+	}
+	return fmt.Sprintf("      expected: %s\n      got:      %s\n", want, got)
 }
 
 func expected(e *caseExpect) string {
@@ -260,14 +372,6 @@ func expected(e *caseExpect) string {
 		return outcomeNames(*e.Routes)
 	}
 	return "a rule error"
-}
-
-func outcome(routes []*Route) string {
-	names := make([]string, len(routes))
-	for i, r := range routes {
-		names[i] = r.Name
-	}
-	return outcomeNames(names)
 }
 
 func outcomeNames(names []string) string { return "routes [" + strings.Join(names, ", ") + "]" }

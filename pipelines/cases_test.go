@@ -39,19 +39,37 @@ func TestExampleCases(t *testing.T) {
 // user reads) and the exact errors for unusable case files.
 func TestRunCasesGolden(t *testing.T) {
 	t.Parallel()
-	plan, err := Load("testdata/cases/config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		file                 string
-		wantPassed, wantFail int
-		wantErr              bool
-	}{
+	runCasesGolden(t, "testdata/cases/config.yaml", []casesGolden{
 		{"failing", 2, 6, false},
 		{"coordinates", 3, 0, false},
 		{"invalid", 0, 0, true},
 		{"unknown-key", 0, 0, true},
+	})
+}
+
+// TestTransformCasesGolden checks the diffs of output assertions (values,
+// keys, headers, counts) and the errors of unusable ones.
+func TestTransformCasesGolden(t *testing.T) {
+	t.Parallel()
+	runCasesGolden(t, "testdata/cases/transform-config.yaml", []casesGolden{
+		{"transform", 1, 2, false},
+		{"transform-invalid", 0, 0, true},
+	})
+}
+
+// casesGolden is one cases file of testdata/cases, its expected counts,
+// and whether it is unusable; its output is in FILE.out.
+type casesGolden struct {
+	file                 string
+	wantPassed, wantFail int
+	wantErr              bool
+}
+
+func runCasesGolden(t *testing.T, config string, tests []casesGolden) {
+	t.Helper()
+	plan, err := Load(config)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

@@ -231,18 +231,20 @@ type Binding struct {
 // PipelineConfig is one pipeline as written in YAML. Parse turns it into a
 // *Pipeline with compiled rules.
 type PipelineConfig struct {
-	Name         string         `yaml:"name"`
-	From         string         `yaml:"from"`
-	Start        string         `yaml:"start"` // earliest | latest
-	Filter       string         `yaml:"filter"`
-	Routes       []*RouteConfig `yaml:"routes"`
-	OnError      string         `yaml:"on_error"` // dead_letter | drop | stop
-	DeadLetter   *TargetConfig  `yaml:"dead_letter"`
-	Retry        RetryConfig    `yaml:"retry"`
-	RetryIf      string         `yaml:"retry_if"`
-	DeadLetterIf string         `yaml:"dead_letter_if"`
-	BatchSize    int            `yaml:"batch_size"`
-	MaxInFlight  int            `yaml:"max_in_flight"`
+	Name   string `yaml:"name"`
+	From   string `yaml:"from"`
+	Start  string `yaml:"start"` // earliest | latest
+	Filter string `yaml:"filter"`
+	// Transform reshapes the events the filter selected, for every route.
+	Transform    *TransformConfig `yaml:"transform"`
+	Routes       []*RouteConfig   `yaml:"routes"`
+	OnError      string           `yaml:"on_error"` // dead_letter | drop | stop
+	DeadLetter   *TargetConfig    `yaml:"dead_letter"`
+	Retry        RetryConfig      `yaml:"retry"`
+	RetryIf      string           `yaml:"retry_if"`
+	DeadLetterIf string           `yaml:"dead_letter_if"`
+	BatchSize    int              `yaml:"batch_size"`
+	MaxInFlight  int              `yaml:"max_in_flight"`
 }
 
 // RetryConfig is the backoff policy for retryable failures, as written.
@@ -254,9 +256,28 @@ type RetryConfig struct {
 
 // RouteConfig is one route as written in YAML.
 type RouteConfig struct {
-	Name string       `yaml:"name"`
-	When string       `yaml:"when"`
-	To   TargetConfig `yaml:"to"`
+	Name string `yaml:"name"`
+	When string `yaml:"when"`
+	// Transform runs after the pipeline's transform and the route's when,
+	// for this route only.
+	Transform *TransformConfig `yaml:"transform"`
+	To        TargetConfig     `yaml:"to"`
+}
+
+// TransformConfig is a transform step as written (docs/transforms.md):
+// every field is an expression, except the header names.
+type TransformConfig struct {
+	Split   string           `yaml:"split"`   // an array: one output per element (item, index)
+	DropIf  string           `yaml:"drop_if"` // bool: drop this output
+	Value   string           `yaml:"value"`   // the new value (map/array/scalar → JSON, string → text, bytes → raw)
+	Key     string           `yaml:"key"`     // the new key
+	Headers TransformHeaders `yaml:"headers"`
+}
+
+// TransformHeaders sets and removes headers. Remove applies first.
+type TransformHeaders struct {
+	Set    map[string]string `yaml:"set"` // name → expression
+	Remove []string          `yaml:"remove"`
 }
 
 // TargetConfig is where a route (or a dead letter) sends. Exactly one kind

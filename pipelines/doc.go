@@ -21,7 +21,8 @@
 //  5. Everything semantic is checked and every rule is compiled with the
 //     rules package: enums, ranges, required fields, references (topics,
 //     queues, exchanges, connections and their types), duplicate names,
-//     route targets, SQS FIFO rules.
+//     route targets, SQS FIFO rules, transforms (each expression checked
+//     for the kind it must yield; reserved headers; transform.go).
 //
 // Each stage reports every problem it finds; a later stage runs only when
 // the earlier ones found nothing, because its findings would be noise (a
@@ -39,8 +40,11 @@
 //     the rule goes wrong: exactly for plain, single-quoted and | scalars and
 //     for double-quoted ones without escapes; at the scalar's start for >
 //     scalars.
-//   - Evaluate is the single routing decision used by both the engine and
-//     `bridge test`.
+//   - Outputs runs the chain filter → pipeline transform → when → route
+//     transform → target rules exactly as the engine's route cursor does,
+//     over the same rules.Transform; `bridge test` and `bridge tail
+//     --transform` use it. Evaluate (routes only, no transforms) serves
+//     `bridge migrate --verify`.
 //
 // # Non-guarantees
 //
@@ -70,10 +74,18 @@
 //	      offset: 0
 //	      timestamp: 2026-01-01T00:00:00Z
 //	      source: http             # default: http
+//	    now: 2026-01-01T00:00:00Z  # optional: what now() returns
 //	    expect:                    # exactly one of routes, dropped, error
-//	      routes: [fulfillment]    # the routes taken, in file order
-//	      rendered:                # optional: computed values per route
+//	      routes: [fulfillment]    # the routes that send something, in file order
+//	      rendered:                # optional: computed values per route (every output)
 //	        fulfillment: { routing_key: order.created.eu }
+//	      parts: { fulfillment: 1 }  # optional: how many events each route sends
+//	      outputs:                 # optional: every event a route sends, in order
+//	        fulfillment:
+//	          - value: { sku: tea }          # a mapping/list/number: compared as JSON; a string: exact text; null: no value
+//	            key: o-1                     # the key the target receives
+//	            headers: { bridge-split-index: "0", x-gone: null }   # null: must be absent
+//	            routing_key: order.created.eu  # also group_id, dedup_id
 //	  - name: cancelled orders are dropped
 //	    pipeline: orders-to-fulfillment
 //	    event: { value: { type: order.cancelled } }

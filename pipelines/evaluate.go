@@ -104,3 +104,91 @@ func (t *Target) Render(env *rules.Env, pipeline, route string) (Rendered, error
 	}
 	return r, nil
 }
+
+// RouteOutput is what one route sends for one source event: the events
+// after every transform, each with the values its target's rules computed.
+type RouteOutput struct {
+	Route    *Route
+	Events   []event.Event
+	Rendered []Rendered // Rendered[i] belongs to Events[i]
+}
+
+// Outputs runs the whole chain of p for ev, as the engine does for each
+// route: the filter on ev; the pipeline's transform; per part, the route's
+// when and transform; per output, the target's rules. passed is false when
+// the filter rejects ev. A route that sends nothing is left out. Output
+// values live in buf until the next use of buf. A rule failure returns a
+// *RuleError and no outputs: the engine dead-letters the original event.
+func Outputs(p *Pipeline, env *rules.Env, ev *event.Event, buf *rules.Buffer) (passed bool, outs []RouteOutput, err error) {
+	env.Reset(ev)
+	if p.Filter != nil {
+		pass, err := p.Filter.EvalBool(env)
+		if err != nil {
+			return false, nil, &RuleError{Pipeline: p.Name, Rule: "filter", Err: err}
+		}
+		if !pass {
+			return false, nil, nil
+		}
+	}
+	parts := []event.Event{*ev}
+	if p.Transform != nil {
+		if parts, err = p.Transform.Apply(env, ev, nil, buf); err != nil {
+			return true, nil, &RuleError{Pipeline: p.Name, Rule: "transform", Err: err}
+		}
+	}
+	for _, r := range p.Routes {
+		out := RouteOutput{Route: r}
+		for i := range parts {
+			if err := routeOutputs(p, r, env, &parts[i], buf, &out); err != nil {
+				return true, nil, err
+			}
+		}
+		if len(out.Events) > 0 {
+			outs = append(outs, out)
+		}
+	}
+	return true, outs, nil
+}
+
+// routeOutputs adds what route r makes of one part to out.
+func routeOutputs(p *Pipeline, r *Route, env *rules.Env, part *event.Event, buf *rules.Buffer, out *RouteOutput) error {
+	env.View(part)
+	if r.When != nil {
+		take, err := r.When.EvalBool(env)
+		if err != nil {
+			return &RuleError{Pipeline: p.Name, Route: r.Name, Rule: "when", Err: err}
+		}
+		if !take {
+			return nil
+		}
+	}
+	finals := []event.Event{*part}
+	if r.Transform != nil {
+		var err error
+		if finals, err = r.Transform.Apply(env, part, nil, buf); err != nil {
+			return &RuleError{Pipeline: p.Name, Route: r.Name, Rule: "transform", Err: err}
+		}
+	}
+	for i := range finals {
+		// As the engine does: every output names its source event.
+		if _, ok := finals[i].Header(event.HeaderEventID); !ok {
+			hs := make([]event.Header, len(finals[i].Headers), len(finals[i].Headers)+1)
+			copy(hs, finals[i].Headers)
+			finals[i].Headers = append(hs, event.Header{Key: event.HeaderEventID, Value: []byte(finals[i].ID())})
+		}
+		env.View(&finals[i])
+		rd, err := r.To.Render(env, p.Name, r.Name)
+		if err != nil {
+			return err
+		}
+		if r.To.Key != nil {
+			finals[i].Key = nil
+			if rd.HasKey {
+				finals[i].Key = []byte(rd.Key)
+			}
+		}
+		out.Events = append(out.Events, finals[i])
+		out.Rendered = append(out.Rendered, rd)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bridgeio/bridge/rules"
 )
@@ -128,25 +129,35 @@ func FuzzInterpolate(f *testing.F) {
 // one runs every case exactly once (passed + failed = cases) with the same
 // output on a second run.
 func FuzzCases(f *testing.F) {
-	plan, err := Load("testdata/cases/config.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	addSeedFiles(f, "testdata/cases/*.cases.yaml")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		cases, _, err := parseCases(plan, "f.yaml", data)
+	var plans []*Plan
+	for _, cfg := range []string{"testdata/cases/config.yaml", "testdata/cases/transform-config.yaml", "examples/order-tasks.yaml"} {
+		plan, err := Load(cfg)
 		if err != nil {
-			checkErrorJoin(t, err)
-			return
+			f.Fatal(err)
 		}
-		var first, second strings.Builder
-		env := rules.NewEnv()
-		for i := range cases {
-			first.WriteString(runCase(plan, env, &cases[i]))
-			second.WriteString(runCase(plan, env, &cases[i]))
-		}
-		if first.String() != second.String() {
-			t.Fatalf("runs differ:\n%s\n---\n%s", first.String(), second.String())
+		plans = append(plans, plan)
+	}
+	addSeedFiles(f, "testdata/cases/*.cases.yaml", "examples/order-tasks.cases.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, plan := range plans {
+			cases, _, err := parseCases(plan, "f.yaml", data)
+			if err != nil {
+				checkErrorJoin(t, err)
+				continue
+			}
+			var first, second strings.Builder
+			env := rules.NewEnv()
+			fixed := time.Unix(1_700_000_000, 0)
+			for i := range cases {
+				if cases[i].Now == nil {
+					cases[i].Now = &fixed // now() would differ between the runs
+				}
+				first.WriteString(runCase(plan, env, &cases[i]))
+				second.WriteString(runCase(plan, env, &cases[i]))
+			}
+			if first.String() != second.String() {
+				t.Fatalf("runs differ:\n%s\n---\n%s", first.String(), second.String())
+			}
 		}
 	})
 }

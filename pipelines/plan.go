@@ -34,6 +34,9 @@ type Pipeline struct {
 	Start string // earliest | latest, first run only
 	// Filter selects the events the pipeline handles; nil selects all.
 	Filter *rules.Program
+	// Transform reshapes each selected event for every route; nil keeps
+	// events as they are. Routes' when and everything after see its output.
+	Transform *rules.Transform
 	// Routes are in file order; names are unique within the pipeline and
 	// stable across restarts, since each route checkpoints under its name.
 	Routes []*Route
@@ -63,7 +66,9 @@ type Route struct {
 	// target ("exchange:orders", "topic:audit", "kafka:main-kafka/big-orders").
 	Name string
 	When *rules.Program // nil: every event that passed the filter
-	To   Target
+	// Transform runs on what When selected; nil keeps it as it is.
+	Transform *rules.Transform
+	To        Target
 }
 
 // TargetKind says which of Target's fields apply.
@@ -146,6 +151,7 @@ func (v *validator) pipeline(p string, pc *PipelineConfig) *Pipeline {
 	pl := &Pipeline{
 		Name: pc.Name, From: pc.From, Start: pc.Start, OnError: pc.OnError,
 		Filter:       v.compile(p+".filter", pc.Filter, rules.Bool),
+		Transform:    v.transform(p+".transform", pc.Transform, "pipeline"),
 		RetryIf:      v.compileErrorRule(p+".retry_if", pc.RetryIf),
 		DeadLetterIf: v.compileErrorRule(p+".dead_letter_if", pc.DeadLetterIf),
 		Retry: Retry{MaxAttempts: pc.Retry.MaxAttempts,
@@ -185,6 +191,7 @@ func (v *validator) pipeline(p string, pc *PipelineConfig) *Pipeline {
 		if ok := v.target(rp+".to", &rc.To, &r.To); ok && r.Name == "" {
 			r.Name = defaultRouteName(&r.To)
 		}
+		r.Transform = v.transform(rp+".transform", rc.Transform, "route "+r.Name)
 		if rc.Name != "" {
 			v.name(rp+".name", "route", rc.Name)
 		}
@@ -364,6 +371,20 @@ func (v *validator) compile(p, src string, kind rules.Kind) *rules.Program {
 		return nil
 	}
 	prog, err := rules.Compile(src, kind)
+	if err != nil {
+		v.ruleError(p, err)
+		return nil
+	}
+	return prog
+}
+
+// compileIn is compile for a transform's rules, which may see item and
+// index (scope).
+func (v *validator) compileIn(p, src string, kind rules.Kind, scope rules.Scope) *rules.Program {
+	if src == "" {
+		return nil
+	}
+	prog, err := rules.CompileIn(src, kind, scope)
 	if err != nil {
 		v.ruleError(p, err)
 		return nil

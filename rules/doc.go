@@ -1,6 +1,7 @@
 // Package rules compiles and evaluates the expr rules of bridge pipelines
-// (SPEC §4): filter, when, key, routing_key, group_id, dedup_id, and the
-// failure rules retry_if and dead_letter_if.
+// (SPEC §4): filter, when, key, routing_key, group_id, dedup_id, the
+// failure rules retry_if and dead_letter_if, and transforms (Transform:
+// value, key, headers, split, drop_if; docs/transforms.md).
 //
 // # Environment
 //
@@ -24,6 +25,13 @@
 //	error.class      string  "retryable" or "permanent"
 //	error.route      string  the route's name
 //	error.target     string  the route's target (e.g. "exchange:orders")
+//
+// Transform rules in a transform that splits (SplitScope) also see item
+// (the element) and index (its position). Rules may call the helpers now,
+// uuid, sha256, base64Encode, base64Decode, bytes, omit, pick and merge
+// besides expr's builtins; now() is read once per origin event (Reset),
+// and uuid() is derived from the origin's bridge-event-id, the step, the
+// split path and the call site, so a redelivered event gets the same ids.
 //
 // # Guarantees
 //

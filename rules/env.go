@@ -39,27 +39,115 @@ type Env struct {
 	// The whole body, decoded once per event when some rule needs it whole.
 	bodyGen uint64
 	body    any
-	// Body paths of pathProg for the current event.
-	pathGen  uint64
-	pathProg *Program
-	pathVals []any
+	// Body paths read by recent programs for the current event: a
+	// transform runs several programs (split, value, key, ...) over one
+	// event, once per part, and each must scan the body once per event,
+	// not once per part.
+	paths    [pathCaches]pathCache
+	pathNext int
 	intern   internTable
 
 	failure Failure
+
+	// The event a chain of transforms started from (Reset sets it, View
+	// keeps it): uuid() derives its ids from it, and now() is read once
+	// per origin.
+	origin    *event.Event
+	originGen uint64
+	nowGen    uint64
+	now       time.Time
+	clock     func() time.Time
+
+	// The element of a split being evaluated (SplitScope rules), its index,
+	// and the split path of the step's input ("" or "2", "2.0", ...).
+	item        any
+	index       int
+	inSplit     bool
+	splitPrefix string
+	uuidScope   string // the step whose uuid() sites are running
+	scratch     []byte
+
+	// patch is the scratch state of the omit/merge fast path (patch.go).
+	patch patchState
 
 	bodyDecodes int // full decodes, for tests of "at most once per event"
 	bodyScans   int // path scans, for tests
 }
 
-// NewEnv returns an empty environment; call Reset before evaluating.
-func NewEnv() *Env { return &Env{gen: 1} }
+// pathCaches bounds the programs whose body paths are kept per event; a
+// route with a transform and target rules runs about that many.
+const pathCaches = 8
 
-// Reset points the environment at ev. It does no work: values, headers and
-// the body are computed lazily when a rule reads them. ev must stay
-// unchanged until the next Reset.
+// pathCache holds the body path values of prog for the event of gen.
+type pathCache struct {
+	prog *Program
+	gen  uint64
+	vals []any
+}
+
+// pathValues returns the cache of p's path values for the current event,
+// and whether it is already filled. When it is not, the caller fills vals
+// (len(vals) is p's path count) and the entry is valid from then on.
+func (e *Env) pathValues(p *Program) (vals []any, filled bool) {
+	free := -1
+	for i := range e.paths {
+		c := &e.paths[i]
+		if c.prog == p {
+			if c.gen == e.gen {
+				return c.vals, true
+			}
+			free = i
+			break
+		}
+		if free < 0 && (c.prog == nil || c.gen != e.gen) {
+			free = i
+		}
+	}
+	if free < 0 {
+		free = e.pathNext
+		e.pathNext = (e.pathNext + 1) % pathCaches
+	}
+	c := &e.paths[free]
+	n := len(p.paths.paths)
+	if cap(c.vals) < n {
+		c.vals = make([]any, n)
+	}
+	c.prog, c.gen, c.vals = p, e.gen, c.vals[:n]
+	return c.vals, false
+}
+
+// NewEnv returns an empty environment; call Reset before evaluating.
+func NewEnv() *Env { return &Env{gen: 1, clock: time.Now} }
+
+// Reset points the environment at ev, a new event. It does no work:
+// values, headers and the body are computed lazily when a rule reads them.
+// ev must stay unchanged until the next Reset. ev is also the origin of
+// what transforms derive from it (see View).
 func (e *Env) Reset(ev *event.Event) {
 	e.ev = ev
 	e.gen++
+	e.origin = ev
+	e.originGen++
+	e.inSplit, e.item, e.splitPrefix = false, nil, ""
+}
+
+// View points the environment at ev, an event derived from the last Reset's
+// (a transform's output): rules now read ev, while now() keeps its value
+// and uuid() keeps deriving ids from the origin. ev must stay unchanged
+// until the next Reset or View.
+func (e *Env) View(ev *event.Event) {
+	e.ev = ev
+	e.gen++
+	e.inSplit, e.item, e.splitPrefix = false, nil, ""
+}
+
+// SetClock replaces the clock now() reads (time.Now by default), for tests
+// and `bridge test` cases that fix the time.
+func (e *Env) SetClock(now func() time.Time) { e.clock = now }
+
+// setItem makes item and index visible to SplitScope rules.
+func (e *Env) setItem(item any, index int) {
+	e.item, e.index, e.inSplit = item, index, true
 }
 
 // SetError sets the failure seen by error rules.
@@ -135,6 +223,8 @@ func render(v any) (string, error) {
 		return x.Format(time.RFC3339Nano), nil
 	case time.Duration:
 		return x.String(), nil
+	case []byte:
+		return string(x), nil
 	}
 	b, err := marshalJSON(v)
 	if err != nil {
@@ -207,6 +297,58 @@ func fnOffset(params ...any) (any, error)    { return int(params[0].(*Env).ev.Of
 func fnTimestamp(params ...any) (any, error) { return params[0].(*Env).ev.Timestamp, nil }
 func fnSource(params ...any) (any, error)    { return params[0].(*Env).ev.Source, nil }
 
+func fnItem(params ...any) (any, error)  { return params[0].(*Env).item, nil }
+func fnIndex(params ...any) (any, error) { return params[0].(*Env).index, nil }
+
+// fnNow is now(): one reading of the clock per origin event, so every rule
+// and every part of one event sees the same time.
+func fnNow(params ...any) (any, error) {
+	e := params[0].(*Env)
+	if e.nowGen != e.originGen {
+		e.now, e.nowGen = e.clock(), e.originGen
+	}
+	return e.now, nil
+}
+
+// fnUUID is uuid(): a name-based UUID (RFC 9562 version 5) of the origin
+// event's id, the step, the split path and the call site, so a redelivered
+// event gets the same ids, while two parts or two call sites never share one.
+func fnUUID(params ...any) (any, error) {
+	e := params[0].(*Env)
+	site := params[1].(int)
+	b := e.scratch[:0]
+	if id, ok := e.origin.Header(event.HeaderEventID); ok {
+		b = append(b, id...)
+	} else {
+		b = append(b, e.origin.Topic...)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(e.origin.Partition), 10)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, e.origin.Offset, 10)
+	}
+	b = append(b, 0)
+	b = append(b, e.uuidScope...)
+	b = append(b, 0)
+	b = e.appendSplitPath(b)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(site), 10)
+	e.scratch = b
+	return nameUUID(b), nil
+}
+
+// appendSplitPath appends the split path of the part being computed: the
+// input's path, then the current index when splitting ("1", "1.0").
+func (e *Env) appendSplitPath(b []byte) []byte {
+	b = append(b, e.splitPrefix...)
+	if e.inSplit {
+		if e.splitPrefix != "" {
+			b = append(b, '.')
+		}
+		b = strconv.AppendInt(b, int64(e.index), 10)
+	}
+	return b
+}
+
 func fnError(params ...any) (any, error) {
 	f := params[0].(*Env).failure
 	class := "retryable"
@@ -230,26 +372,23 @@ func (e *Env) fullBody() any {
 }
 
 // bodyPath returns the value at slot of the running program's paths. The
-// first path read of an event scans the body once for all of the program's
-// paths; a program that also uses body whole reads them from that decode.
+// first path read of an event by a program scans the body once for all of
+// the program's paths; a program that also uses body whole reads them from
+// that decode.
 func (e *Env) bodyPath(slot int) any {
 	p := e.cur
-	if e.pathGen != e.gen || e.pathProg != p {
+	vals, filled := e.pathValues(p)
+	if !filled {
 		ps := &p.paths
-		if cap(e.pathVals) < len(ps.paths) {
-			e.pathVals = make([]any, len(ps.paths))
-		}
-		e.pathVals = e.pathVals[:len(ps.paths)]
 		if p.fullBody || e.bodyGen == e.gen {
 			b := e.fullBody()
 			for i, path := range ps.paths {
-				e.pathVals[i] = walkPath(b, path)
+				vals[i] = walkPath(b, path)
 			}
 		} else {
-			extract(e.ev.Value, ps, e.pathVals, &e.intern)
+			extract(e.ev.Value, ps, vals, &e.intern)
 			e.bodyScans++
 		}
-		e.pathGen, e.pathProg = e.gen, p
 	}
-	return e.pathVals[slot]
+	return vals[slot]
 }

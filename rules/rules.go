@@ -3,6 +3,8 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +26,14 @@ type Kind int
 const (
 	// Bool rules: filter, when, retry_if, dead_letter_if.
 	Bool Kind = iota
-	// String rules: key, routing_key, group_id, dedup_id.
+	// String rules: key, routing_key, group_id, dedup_id, a transform's key
+	// and header values.
 	String
+	// Value rules: a transform's value. Any result that has a JSON form
+	// (maps, arrays, strings, numbers, booleans, times, bytes) or nil.
+	Value
+	// List rules: a transform's split. The result must be an array.
+	List
 )
 
 func (k Kind) String() string {
@@ -34,9 +42,24 @@ func (k Kind) String() string {
 		return "bool"
 	case String:
 		return "string"
+	case Value:
+		return "value"
+	case List:
+		return "array"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
+
+// Scope says which names a rule sees beyond the event environment.
+type Scope int
+
+const (
+	// EventScope is the environment of SPEC §4 (filter, when, key, ...).
+	EventScope Scope = iota
+	// SplitScope adds item and index: the steps of a transform that splits
+	// (drop_if, value, key, headers) run once per element of the split.
+	SplitScope
+)
 
 // eventEnv is the environment of SPEC §4, used only to type-check rules.
 // The field tags are the names rules use.
@@ -50,6 +73,21 @@ type eventEnv struct {
 	Offset    int               `expr:"offset"`
 	Timestamp time.Time         `expr:"timestamp"`
 	Source    string            `expr:"source"`
+}
+
+// splitEnv is eventEnv plus the element of a split and its index.
+type splitEnv struct {
+	Body      any               `expr:"body"`
+	Value     string            `expr:"value"`
+	Key       string            `expr:"key"`
+	Headers   map[string]string `expr:"headers"`
+	Topic     string            `expr:"topic"`
+	Partition int               `expr:"partition"`
+	Offset    int               `expr:"offset"`
+	Timestamp time.Time         `expr:"timestamp"`
+	Source    string            `expr:"source"`
+	Item      any               `expr:"item"`
+	Index     int               `expr:"index"`
 }
 
 // failureEnv is eventEnv plus `error`, for retry_if and dead_letter_if.
@@ -79,6 +117,7 @@ type errorFields struct {
 var (
 	eventNames   = []string{"body", "value", "key", "headers", "topic", "partition", "offset", "timestamp", "source"}
 	failureNames = append(append([]string(nil), eventNames...), "error")
+	splitNames   = append(append([]string(nil), eventNames...), "item", "index")
 	errorNames   = []string{"message", "permanent", "attempts", "class", "route", "target"}
 )
 
@@ -106,6 +145,12 @@ type Program struct {
 	prog     *vm.Program
 	paths    pathSet // body.a.b paths read statically, each a slot
 	fullBody bool    // body used as a whole (body[x], len(body), ...)
+	// patch, when set, computes a Value rule of the form
+	// merge(omit(body, ...), {...}) without decoding the body (patch.go).
+	patch *patchPlan
+	// uuidBase numbers the uuid() call sites of this program; a program
+	// compiled from part of a rule starts after the rule's own sites.
+	uuidBase, uuidSites int
 }
 
 // Source returns the rule's text.
@@ -120,58 +165,120 @@ func (p *Program) UsesBody() bool { return p.fullBody || len(p.paths.paths) > 0 
 // Compile compiles an event rule once, type-checking it against the event
 // environment (see the package doc).
 func Compile(src string, kind Kind) (*Program, error) {
-	return compile(src, kind, eventEnv{}, eventNames, false)
+	return CompileIn(src, kind, EventScope)
+}
+
+// CompileIn compiles a rule that sees the names of scope: Compile is
+// CompileIn(src, kind, EventScope).
+func CompileIn(src string, kind Kind, scope Scope) (*Program, error) {
+	if scope == SplitScope {
+		return compile(src, kind, splitEnv{}, splitNames, names{split: true}, 0)
+	}
+	return compile(src, kind, eventEnv{}, eventNames, names{}, 0)
 }
 
 // CompileErrorRule compiles a Bool rule over the failure environment: the
 // event environment plus `error` (see the package doc).
 func CompileErrorRule(src string) (*Program, error) {
-	return compile(src, Bool, failureEnv{}, failureNames, true)
+	return compile(src, Bool, failureEnv{}, failureNames, names{failure: true}, 0)
 }
 
-func compile(src string, kind Kind, proto any, names []string, failure bool) (*Program, error) {
-	if kind != Bool && kind != String {
+// names says which extra environment names a rule may use.
+type names struct {
+	failure, split bool
+	noPatch        bool // compile a Value rule without the patch path
+}
+
+func compile(src string, kind Kind, proto any, known []string, extra names, uuidBase int) (*Program, error) {
+	if kind < Bool || kind > List {
 		return nil, fmt.Errorf("rules: unknown kind %d", int(kind))
 	}
 	if strings.TrimSpace(src) == "" {
 		return nil, &CompileError{Line: 1, Column: 1, Msg: "empty rule"}
 	}
-	// Pass 1: expr's own type checker against the documented environment,
-	// so error messages and positions are expr's.
-	opts := []expr.Option{expr.Env(proto)}
+	// Pass 1: expr's own type checker against the documented environment
+	// and the helpers' signatures, so error messages and positions are
+	// expr's.
+	opts := append([]expr.Option{expr.Env(proto)}, helperDecls...)
 	if kind == Bool {
 		opts = append(opts, expr.AsBool())
 	}
-	if _, err := expr.Compile(src, opts...); err != nil {
-		return nil, compileError(err, names)
+	checked, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, compileError(err, known)
+	}
+	if err := checkKind(kind, checked.Node()); err != nil {
+		return nil, err
 	}
 
 	// Pass 2: rewrite the tree so every environment name becomes a call
 	// into the Env, which computes values lazily; then compile that.
-	tree, err := parser.Parse(src)
+	tree, err := parser.ParseWithConfig(src, runtimeConfig())
 	if err != nil {
-		return nil, compileError(err, names)
+		return nil, compileError(err, known)
 	}
-	p := &Program{src: src, kind: kind}
-	r := rewriter{p: p, chains: map[*ast.MemberNode][]string{}, inner: map[ast.Node]bool{}, failure: failure, src: src}
+	p := &Program{src: src, kind: kind, uuidBase: uuidBase}
+	if kind == Value && !extra.noPatch {
+		// The patch plan compiles parts of a fresh parse: the tree below
+		// is rewritten in place.
+		if p.patch, err = planPatch(src, extra, uuidBase); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.compileTree(tree, extra, known); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// compileTree rewrites tree's environment names into Env calls, checks and
+// compiles it into p.prog. Its uuid() sites are numbered from p.uuidBase in
+// the walk's order (children before parents, arguments left to right).
+func (p *Program) compileTree(tree *parser.Tree, extra names, known []string) error {
+	src := tree.Source.String()
+	r := rewriter{p: p, chains: map[*ast.MemberNode][]string{}, inner: map[ast.Node]bool{}, extra: extra, src: src,
+		uuidNext: p.uuidBase}
 	ast.Walk(&tree.Node, &chainCollector{r: &r})
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	ast.Walk(&tree.Node, &r)
+	p.uuidSites = r.uuidNext - p.uuidBase
 	cfg := runtimeConfig()
 	if _, err := checker.Check(tree, cfg); err != nil {
-		return nil, fmt.Errorf("rules: internal: rewritten rule %q does not check: %w", src, err)
+		return fmt.Errorf("rules: internal: rewritten rule %q does not check: %w", p.src, err)
 	}
 	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
-		return nil, compileError(err, names)
+		return compileError(err, known)
 	}
 	prog, err := compiler.Compile(tree, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("rules: internal: compile %q: %w", src, err)
+		return fmt.Errorf("rules: internal: compile %q: %w", p.src, err)
 	}
 	p.prog = prog
-	return p, nil
+	return nil
+}
+
+// checkKind rejects, at load time, a Value or List rule whose type expr
+// knows statically and which cannot be what the rule must yield. A rule
+// whose type is only known at run time (body.items) is checked then.
+func checkKind(kind Kind, n ast.Node) error {
+	t := n.Type()
+	if t == nil || t.Kind() == reflect.Interface {
+		return nil
+	}
+	switch kind {
+	case List:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return &CompileError{Line: 1, Column: 1, Msg: "expected array, but got " + t.String()}
+		}
+	case Value:
+		switch t.Kind() {
+		case reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+			return &CompileError{Line: 1, Column: 1, Msg: t.String() + " has no JSON form"}
+		}
+	}
+	return nil
 }
 
 // compileError converts expr's error into a *CompileError with a suggestion.
@@ -187,7 +294,10 @@ func compileError(err error, names []string) error {
 	switch {
 	case strings.HasPrefix(fe.Message, "unknown name "):
 		bad := strings.TrimPrefix(fe.Message, "unknown name ")
-		ce.Suggestion = closest(bad, names, builtin.Names)
+		ce.Suggestion = closest(bad, names, helperNames, builtin.Names)
+		if (bad == "item" || bad == "index") && !slices.Contains(names, "item") {
+			ce.Msg += " (item and index exist in a transform with split)"
+		}
 	case strings.Contains(fe.Message, "rules.errorFields has no field "):
 		_, bad, _ := strings.Cut(fe.Message, " has no field ")
 		ce.Msg = "error has no field " + bad
@@ -291,28 +401,43 @@ func posError(src string, n ast.Node, msg string) error {
 	return e
 }
 
-func isEnvName(s string, failure bool) bool {
+func isEnvName(s string, extra names) bool {
 	for _, n := range eventNames {
 		if n == s {
 			return true
 		}
 	}
-	return failure && s == "error"
+	return (extra.failure && s == "error") || (extra.split && (s == "item" || s == "index"))
 }
 
 // rewriter replaces environment names by calls into the Env:
-// body.a.b → $path($env, slot), body → $body($env), topic → $topic($env).
+// body.a.b → $path($env, slot), body → $body($env), topic → $topic($env),
+// and the helpers that depend on the event: now() → $now($env),
+// uuid() → $uuid($env, site).
 type rewriter struct {
-	p       *Program
-	chains  map[*ast.MemberNode][]string
-	inner   map[ast.Node]bool // chain links below the outermost one
-	failure bool
-	src     string
-	err     error
+	p        *Program
+	chains   map[*ast.MemberNode][]string
+	inner    map[ast.Node]bool // chain links below the outermost one
+	extra    names
+	src      string
+	err      error
+	uuidNext int
 }
 
 func (r *rewriter) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.CallNode:
+		callee, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || len(n.Arguments) != 0 {
+			return
+		}
+		switch callee.Value {
+		case "now":
+			ast.Patch(node, envCall("$now"))
+		case "uuid":
+			ast.Patch(node, envCall("$uuid", &ast.IntegerNode{Value: r.uuidNext}))
+			r.uuidNext++
+		}
 	case *ast.MemberNode:
 		path, ok := r.chains[n]
 		if !ok || r.inner[n] {
@@ -321,7 +446,7 @@ func (r *rewriter) Visit(node *ast.Node) {
 		slot := r.p.paths.add(path)
 		ast.Patch(node, envCall("$path", &ast.IntegerNode{Value: slot}))
 	case *ast.IdentifierNode:
-		if r.inner[n] || !isEnvName(n.Value, r.failure) {
+		if r.inner[n] || !isEnvName(n.Value, r.extra) {
 			return
 		}
 		if n.Value == "body" {
@@ -354,7 +479,14 @@ func runtimeConfig() *conf.Config {
 		expr.Function("$timestamp", fnTimestamp, new(func(any) time.Time)),
 		expr.Function("$source", fnSource, new(func(any) string)),
 		expr.Function("$error", fnError, new(func(any) errorFields)),
+		expr.Function("$item", fnItem, new(func(any) any)),
+		expr.Function("$index", fnIndex, new(func(any) int)),
+		expr.Function("$now", fnNow, new(func(any) time.Time)),
+		expr.Function("$uuid", fnUUID, new(func(any, int) string)),
 	} {
+		op(cfg)
+	}
+	for _, op := range helperDecls {
 		op(cfg)
 	}
 	cfg.Check()

@@ -14,8 +14,12 @@ run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-br
 # Kafka-protocol listener: franz-go produce to bridge / kfake / JetStream, consume by sendfile / TLS / kfake (docs/kafka-api.md).
 # BenchmarkKafkaAPIRdkafkaProduce100B needs KAFKA_INTEROP_RDKAFKA_PERFORMANCE (source scripts/ensure.d/kafka-clients.sh after test.sh's helpers).
 (cd bench && go test -run '^$' -count "$count" -bench 'BenchmarkKafkaAPI' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
+# Transforms beside Benthos's mapping processor (issue 12): the step alone,
+# then whole pipelines (300,000 events per iteration).
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformProcessor' -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformPipeline' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
-run -bench 'BenchmarkFilter|BenchmarkExtract' -benchtime 2s ./rules/
+run -bench 'BenchmarkFilter|BenchmarkExtract|BenchmarkTransform' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
 run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench '.' -benchtime 2s ./embedded-broker/queue/

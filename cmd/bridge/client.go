@@ -240,6 +240,7 @@ type topicWire struct {
 }
 
 // cmdTail: bridge tail TOPIC [--partition N] [--from earliest|latest|OFFSET|RFC3339] [--follow] [--filter EXPR]
+// [--transform FILE [--pipeline NAME]]
 func cmdTail(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	addr, token, output := clientFlags(fs)
@@ -248,6 +249,8 @@ func cmdTail(ctx context.Context, args []string) error {
 	follow := fs.Bool("follow", false, "keep waiting for new events")
 	limit := fs.Int("limit", 0, "stop after this many events (0 = no limit)")
 	filterSrc := fs.String("filter", "", `only events for which this rules expression holds, e.g. 'body.region == "eu"'`)
+	transformFile := fs.String("transform", "", "preview: print what a pipeline of this config file would send for each event (nothing is sent)")
+	pipelineName := fs.String("pipeline", "", "with --transform: the pipeline (default: the one reading TOPIC)")
 	topic, _, err := parseWithTopic(fs, args, "tail")
 	if err != nil {
 		return err
@@ -255,6 +258,16 @@ func cmdTail(ctx context.Context, args []string) error {
 	filter, err := newEventFilter(*filterSrc)
 	if err != nil {
 		return err
+	}
+	var pv *preview
+	if *transformFile != "" {
+		plan, err := loadPlan(*transformFile)
+		if err != nil {
+			return err
+		}
+		if pv, err = newPreview(plan, *pipelineName, topic); err != nil {
+			return err
+		}
 	}
 	c := newClient(*addr, *token)
 	var ti topicWire
@@ -317,7 +330,11 @@ func cmdTail(ctx context.Context, args []string) error {
 				if !filter.match(topic, ev) {
 					continue
 				}
-				printEvent(ev, *output)
+				if pv != nil {
+					pv.show(os.Stdout, topic, ev, *output)
+				} else {
+					printEvent(ev, *output)
+				}
 				printed++
 				if *limit > 0 && printed >= *limit {
 					return nil

@@ -26,6 +26,7 @@ Usage:
   bridge test -c FILE [CASES.yaml...]
   bridge produce TOPIC [--key K] [-H name=value]... [VALUE...]   (stdin: one value per line)
   bridge tail TOPIC [--from earliest|latest|OFFSET|RFC3339] [--follow] [--partition N] [--filter EXPR]
+            [--transform FILE [--pipeline NAME]]   (preview a pipeline's outputs; nothing is sent)
   bridge topics | bridge pipelines | bridge queues [redrive DLQ [--to QUEUE]]
   bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]
   bridge dlq list [--pipeline P] [--filter EXPR] | dlq show ID | dlq redrive [--filter EXPR] [--to T] [--rate N]

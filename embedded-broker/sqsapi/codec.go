@@ -136,7 +136,7 @@ func (g *requestIDs) appendNext(out []byte) []byte {
 	n := g.next.Add(1)
 	var c [16]byte
 	for i := 15; i >= 0; i-- {
-		c[i] = hexDigits[n&0xf]
+		c[i] = "0123456789abcdef"[n&0xf]
 		n >>= 4
 	}
 	out = append(out, g.prefix[0:8]...)

@@ -1,6 +1,7 @@
-// Package jsonstr scans and decodes JSON strings the way encoding/json does,
-// for the hand-written JSON readers on hot paths (rules' lazy field access,
-// the SQS API's request decoder). Standard library only.
+// Package jsonstr scans, decodes and writes JSON strings the way
+// encoding/json does, for the hand-written JSON readers and writers on hot
+// paths (rules' lazy field access and transforms, the SQS API). Standard
+// library only.
 package jsonstr
 
 import (
@@ -154,4 +155,62 @@ func hex4(h []byte) rune {
 		}
 	}
 	return r
+}
+
+const hexDigits = "0123456789abcdef"
+
+// Append appends s as a JSON string, byte for byte as encoding/json's
+// Encoder with SetEscapeHTML(false) writes it: the short escapes \b \f \n
+// \r \t, \u00XX for the other control characters, invalid UTF-8 as
+// \ufffd, and U+2028 and U+2029 escaped (they end lines in JavaScript).
+func Append(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // agree checks Scan and Decode against encoding/json on one JSON text: a
@@ -47,4 +48,31 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, lit []byte) { agree(t, lit) })
+}
+
+// FuzzAppend holds Append to encoding/json's Encoder without HTML
+// escaping, byte for byte, and Scan plus Decode to reading it back.
+func FuzzAppend(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t\b\f\r", "\x00\x1f\x7f", "héllo 🚀", "\xff\xfe", "\u2028\u2029", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Append([]byte("x"), s)[1:]
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if want := bytes.TrimSuffix(buf.Bytes(), []byte("\n")); !bytes.Equal(got, want) {
+			t.Fatalf("Append(%q) = %s, encoding/json %s", s, got, want)
+		}
+		raw, esc, high, end, ok := Scan(got, 0)
+		if !ok || end != len(got) {
+			t.Fatalf("Scan of %s: ok %v end %d", got, ok, end)
+		}
+		if back := Decode(raw, esc, high); utf8.ValidString(s) && back != s {
+			t.Fatalf("round trip %q -> %q", s, back)
+		}
+	})
 }
