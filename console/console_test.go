@@ -787,3 +787,29 @@ func TestQueueDeadLettersOfAPipelineGoBackThroughTheirRoute(t *testing.T) {
 		t.Fatalf("left in the DLQ %+v", left)
 	}
 }
+
+// The playground evaluates like the cursor: a transform that splits an
+// order into items gives one output per item.
+func TestPlaygroundShowsTransformOutputs(t *testing.T) {
+	cfg := strings.Replace(testConfig, `    filter: 'body.type == "order"'
+`, `    filter: 'body.type == "order"'
+    transform:
+      split: 'body.items'
+      value: '{"sku": item.sku, "region": body.region}'
+`, 1)
+	h := newHarness(t, cfg, func(h *harness) { h.noRun = true })
+	admin := h.client("")
+	admin.post("/console/login", url.Values{"token": {"admin-token"}}, http.StatusSeeOther)
+	_, frag := admin.post("/console/pipelines/to-work/playground", url.Values{
+		"value": {`{"type":"order","region":"eu","items":[{"sku":"a"},{"sku":"b"},{"sku":"c"}]}`}}, 200, "X-CSRF-Token", csrfOf(t, admin))
+	dec := find(t, frag, "table#decisions tbody tr")
+	outs := findAll(dec, "div.output")
+	if sel, _ := attrOf(dec, "data-selected"); sel != "true" || len(outs) != 3 {
+		t.Fatalf("decision %s (%d outputs)", text(dec), len(outs))
+	}
+	for i, sku := range []string{"a", "b", "c"} {
+		if got := text(outs[i]); !strings.Contains(got, `"sku": "`+sku+`"`) || !strings.Contains(got, "routing key: order.eu") {
+			t.Fatalf("output %d: %s", i, got)
+		}
+	}
+}
