@@ -813,3 +813,15 @@ func TestPlaygroundShowsTransformOutputs(t *testing.T) {
 		}
 	}
 }
+
+func TestFailedLoginsAreLimited(t *testing.T) {
+	h := newHarness(t, testConfig, func(h *harness) { h.noRun = true })
+	c := h.client("")
+	for i := range 10 {
+		c.post("/console/login", url.Values{"token": {fmt.Sprint("wrong-", i)}}, http.StatusUnauthorized)
+	}
+	// The eleventh try in the minute is refused, even with a good token.
+	c.post("/console/login", url.Values{"token": {"admin-token"}}, http.StatusTooManyRequests)
+	h.setNow(time.Now().Add(61 * time.Second))
+	c.post("/console/login", url.Values{"token": {"admin-token"}}, http.StatusSeeOther)
+}

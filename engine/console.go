@@ -56,11 +56,14 @@ type JournalEntry struct {
 	Route     string
 	Partition int32
 	From, To  int64 // offsets [From, To)
-	Matched   int
-	Attempt   int
-	Error     string
-	Target    string // the sink (batch, retry) or the dead-letter target
-	At        time.Time
+	// Offsets lists the failed events' offsets of a retry when there are
+	// at most maxJournalOffsets of them (nil otherwise: [From, To) bounds them).
+	Offsets []int64
+	Matched int
+	Attempt int
+	Error   string
+	Target  string // the sink (batch, retry) or the dead-letter target
+	At      time.Time
 }
 
 // Journal receives entries from the cursors. Record is called on the
@@ -86,9 +89,37 @@ func (c *cursor) journalRetry(evs []event.Event, indexes []int, attempt int, err
 	if j == nil || len(indexes) == 0 {
 		return
 	}
+	var offsets []int64
+	if len(indexes) <= maxJournalOffsets {
+		offsets = make([]int64, 0, len(indexes))
+		for _, i := range indexes {
+			if n := len(offsets); n == 0 || offsets[n-1] != evs[i].Offset { // a split event's outputs share it
+				offsets = append(offsets, evs[i].Offset)
+			}
+		}
+	}
 	j.Record(JournalEntry{Kind: JournalRetry, Pipeline: c.r.pipeline, Route: c.r.name, Partition: c.partition,
-		From: evs[indexes[0]].Offset, To: evs[indexes[len(indexes)-1]].Offset + 1, Matched: len(indexes),
+		From: evs[indexes[0]].Offset, To: evs[indexes[len(indexes)-1]].Offset + 1, Offsets: offsets, Matched: len(indexes),
 		Attempt: attempt, Error: err.Error(), Target: targetName(c.r.sink), At: time.Now()})
+}
+
+// maxJournalOffsets bounds the offsets a retry entry lists one by one.
+const maxJournalOffsets = 32
+
+// Covers reports whether the entry concerns the event at offset.
+func (e JournalEntry) Covers(offset int64) bool {
+	if offset < e.From || offset >= e.To {
+		return false
+	}
+	if e.Offsets == nil {
+		return true
+	}
+	for _, o := range e.Offsets {
+		if o == offset {
+			return true
+		}
+	}
+	return false
 }
 
 // journalFailure records an event handed to on_error.

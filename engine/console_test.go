@@ -91,7 +91,8 @@ func TestJournalRecordsBatchesRetriesAndDeadLetters(t *testing.T) {
 	if next != 10 || matched != 9 {
 		t.Fatalf("batches cover [0,%d) with %d matched; want [0,10) and 9 (offset 2 filtered)", next, matched)
 	}
-	if len(retries) != 2 || retries[0].From != 4 || retries[0].To != 5 || retries[1].Attempt != 2 || retries[0].Error == "" {
+	if len(retries) != 2 || retries[0].From != 4 || retries[0].To != 5 || retries[1].Attempt != 2 || retries[0].Error == "" ||
+		fmt.Sprint(retries[0].Offsets) != "[4]" || !retries[0].Covers(4) || retries[0].Covers(3) {
 		t.Fatalf("retries %+v; want two for offset 4", retries)
 	}
 	if len(deadLetters) != 1 || deadLetters[0].From != 7 || deadLetters[0].Target != "topic:dlq" || deadLetters[0].Error == "" {

@@ -92,7 +92,7 @@ func (r *Recorder) Find(pipeline, route string, partition int32, offset int64) R
 		if res.OldestKept < 0 || e.From < res.OldestKept {
 			res.OldestKept = e.From
 		}
-		if e.From <= offset && offset < e.To {
+		if e.Covers(offset) {
 			res.Entries = append(res.Entries, e)
 		}
 	}

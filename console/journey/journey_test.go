@@ -67,3 +67,13 @@ func BenchmarkRecord(b *testing.B) {
 		r.Record(e)
 	}
 }
+
+func TestRetryListingOffsetsCoversOnlyThose(t *testing.T) {
+	r := New(8)
+	r.Record(engine.JournalEntry{Kind: engine.JournalRetry, Pipeline: "p", Route: "r", From: 11, To: 14, Offsets: []int64{11, 13}, Attempt: 1})
+	for off, want := range map[int64]int{11: 1, 12: 0, 13: 1, 14: 0} {
+		if got := r.Find("p", "r", 0, off); len(got.Entries) != want {
+			t.Errorf("offset %d: %d entries, want %d", off, len(got.Entries), want)
+		}
+	}
+}
