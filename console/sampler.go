@@ -38,6 +38,7 @@ type Snapshot struct {
 	Errors                     int64
 	DeadLetters                int64 // DLQ queue depths + dead-letter topic entries
 	DeadLetterTopics           map[string]bool
+	ExchangeQueues             map[string][]string // embedded exchange → the queues it is bound to
 }
 
 // counters are the cumulative values rates are computed from.
@@ -181,6 +182,7 @@ func (s *Server) sampleQueues(snap *Snapshot) {
 	if s.opts.Broker == nil {
 		return
 	}
+	snap.ExchangeQueues = s.opts.Broker.ExchangeQueues()
 	depths := s.opts.Broker.QueueDepths()
 	dlqOf := map[string][]string{}
 	for _, d := range depths {

@@ -8,9 +8,11 @@ import (
 	"github.com/bridgeio/bridge/console/views"
 )
 
-// Topology layout: four columns (producers and sources, topics, routes,
-// sinks), one box per thing, edges as curves with the rate over the last
-// tick. Only topics that something writes to through a source or that a
+// Topology layout: five columns (producers and sources, topics, routes,
+// sinks, and the queues an embedded exchange sink routes to), one box per
+// thing, edges as curves with the rate over the last tick (queue edges
+// carry the queue's depth instead: the exchange's routing is not counted
+// per binding). Only topics that something writes to through a source or that a
 // pipeline reads are drawn, at most maxTopoTopics of them, so the graph
 // stays readable and cheap with thousands of topics.
 const (
@@ -20,12 +22,13 @@ const (
 	topoTop       = 24
 )
 
-var topoCols = [4]struct{ x, w int }{{10, 190}, {250, 200}, {510, 220}, {790, 230}}
+var topoCols = [5]struct{ x, w int }{{10, 170}, {220, 180}, {440, 210}, {700, 190}, {940, 170}}
 
 type topoBuilder struct {
 	t      views.Topology
-	nodes  map[string]int // key → index in t.Nodes
-	counts [4]int
+	nodes  map[string]int  // key → index in t.Nodes
+	drawnX map[string]bool // exchanges whose queues are drawn
+	counts [5]int
 	base   string
 }
 
@@ -35,7 +38,7 @@ func (b *topoBuilder) node(col int, key, kind, label, href string) int {
 	}
 	y := topoTop + b.counts[col]*(topoNodeH+topoGap)
 	b.counts[col]++
-	b.t.Nodes = append(b.t.Nodes, views.TopoNode{Kind: kind, Label: shorten(label, 28), X: topoCols[col].x, Y: y,
+	b.t.Nodes = append(b.t.Nodes, views.TopoNode{Kind: kind, Label: shorten(label, 25), X: topoCols[col].x, Y: y,
 		W: topoCols[col].w, H: topoNodeH, Href: href})
 	b.nodes[key] = len(b.t.Nodes) - 1
 	return len(b.t.Nodes) - 1
@@ -74,7 +77,7 @@ func (s *Server) targetHref(target string) string {
 func (s *Server) topology(snap *Snapshot) views.Topology {
 	b := &topoBuilder{nodes: map[string]int{}, base: s.base}
 	b.t.Columns = []views.TopoLabel{{X: topoCols[0].x, Text: "producers"}, {X: topoCols[1].x, Text: "topics"},
-		{X: topoCols[2].x, Text: "pipeline / route"}, {X: topoCols[3].x, Text: "sinks"}}
+		{X: topoCols[2].x, Text: "pipeline / route"}, {X: topoCols[3].x, Text: "sinks"}, {X: topoCols[4].x, Text: "queues"}}
 	inRate := map[string]float64{}
 	for _, t := range snap.Topics {
 		inRate[t.Name] = t.InRate
@@ -137,14 +140,48 @@ func (s *Server) topology(snap *Snapshot) views.Topology {
 			b.edge(ti, ri, snap.RouteRead[key], false)
 			ki := b.node(3, "sink:"+r.Target, "sink", r.Target, s.targetHref(r.Target))
 			b.edge(ri, ki, snap.RouteSent[key], false)
+			s.exchangeQueues(b, snap, r.Target, ki)
 			if r.DeadLetter != "" {
 				di := b.node(3, "sink:"+r.DeadLetter, "dead letters", r.DeadLetter, s.targetHref(r.DeadLetter))
 				b.edge(ri, di, snap.RouteDead[key], true)
 			}
 		}
 	}
-	b.t.Width = topoCols[3].x + topoCols[3].w + 10
-	rows := max(b.counts[0], b.counts[1], b.counts[2], b.counts[3], 1)
+	last := 3
+	if b.counts[4] > 0 {
+		last = 4
+	} else {
+		b.t.Columns = b.t.Columns[:4]
+	}
+	b.t.Width = topoCols[last].x + topoCols[last].w + 10
+	rows := max(b.counts[0], b.counts[1], b.counts[2], b.counts[3], b.counts[4], 1)
 	b.t.Height = topoTop + rows*(topoNodeH+topoGap)
 	return b.t
+}
+
+// exchangeQueues draws the queues an embedded exchange sink routes to,
+// each edge labelled with the queue's depth.
+func (s *Server) exchangeQueues(b *topoBuilder, snap *Snapshot, target string, from int) {
+	name, ok := strings.CutPrefix(target, "exchange:")
+	if !ok || s.opts.Broker == nil {
+		return
+	}
+	if b.drawnX == nil {
+		b.drawnX = map[string]bool{}
+	}
+	if b.drawnX[name] {
+		return // drawn for another route already
+	}
+	b.drawnX[name] = true
+	depth := map[string]int{}
+	for _, q := range snap.Queues {
+		depth[q.Name] = q.Visible + q.InFlight + q.Delayed
+	}
+	for _, q := range snap.ExchangeQueues[name] {
+		qi := b.node(4, "queue:"+q, "queue", q, s.base+"/queues/"+q)
+		b.edge(from, qi, 0, false)
+		e := &b.t.Edges[len(b.t.Edges)-1]
+		e.Rate = views.Num(depth[q]) + " queued"
+		e.Active = depth[q] > 0
+	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/bridgeio/bridge/event"
@@ -274,4 +275,23 @@ func (e *Engine) RedriveEvent(ctx context.Context, pipeline, route string, dl ev
 		}
 	}
 	return fmt.Errorf("%w: no route %s/%s in the running config", ErrBadTarget, pipeline, route)
+}
+
+// ExchangeQueues lists, per exchange, the queues its bindings route to
+// (sorted, each once), for the console's topology.
+func (b *Broker) ExchangeQueues() map[string][]string {
+	out := make(map[string][]string, len(b.exchanges))
+	for name, x := range b.exchanges {
+		seen := map[string]bool{}
+		var qs []string
+		for _, bd := range x.x.Bindings() {
+			if !seen[bd.Queue] {
+				seen[bd.Queue] = true
+				qs = append(qs, bd.Queue)
+			}
+		}
+		sort.Strings(qs)
+		out[name] = qs
+	}
+	return out
 }
