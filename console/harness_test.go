@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -428,4 +427,3 @@ func jsonEvent(key, value string, headers ...string) event.Event {
 	return ev
 }
 
-var _ = fmt.Sprint

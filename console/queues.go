@@ -239,7 +239,7 @@ func (s *Server) queueRedrivePreview(w http.ResponseWriter, r *http.Request) {
 // queueRedrive starts a confirmed redrive job.
 func (s *Server) queueRedrive(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("queue")
-	_, q, ok := s.queueRow(name)
+	_, _, ok := s.queueRow(name)
 	if !ok {
 		s.renderStatus(w, r, principalOf(r.Context()), http.StatusNotFound, "no such queue: "+name)
 		return
@@ -260,7 +260,6 @@ func (s *Server) queueRedrive(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, principalOf(r.Context()), http.StatusConflict, err.Error())
 		return
 	}
-	_ = q
 	redirect(w, r, s.base+"/jobs/"+j.id)
 }
 
