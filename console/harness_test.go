@@ -426,4 +426,3 @@ func jsonEvent(key, value string, headers ...string) event.Event {
 	}
 	return ev
 }
-

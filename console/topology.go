@@ -122,31 +122,7 @@ func (s *Server) topology(snap *Snapshot) views.Topology {
 		}
 		drawn[t] = true
 	}
-	for _, p := range snap.Topology {
-		if !drawn[p.Topic] {
-			continue
-		}
-		ti := b.nodes["topic:"+p.Topic]
-		failed := false
-		for _, st := range snap.Pipelines {
-			if st.Name == p.Name && (st.State == "failed" || st.State == "stopped") {
-				failed = true
-			}
-		}
-		for _, r := range p.Routes {
-			key := p.Name + "/" + r.Name
-			ri := b.node(2, "route:"+key, "route", key, s.base+"/pipelines/"+p.Name)
-			b.t.Nodes[ri].Failed = failed
-			b.edge(ti, ri, snap.RouteRead[key], false)
-			ki := b.node(3, "sink:"+r.Target, "sink", r.Target, s.targetHref(r.Target))
-			b.edge(ri, ki, snap.RouteSent[key], false)
-			s.exchangeQueues(b, snap, r.Target, ki)
-			if r.DeadLetter != "" {
-				di := b.node(3, "sink:"+r.DeadLetter, "dead letters", r.DeadLetter, s.targetHref(r.DeadLetter))
-				b.edge(ri, di, snap.RouteDead[key], true)
-			}
-		}
-	}
+	s.drawRoutes(b, snap, drawn)
 	last := 3
 	if b.counts[4] > 0 {
 		last = 4
@@ -183,5 +159,35 @@ func (s *Server) exchangeQueues(b *topoBuilder, snap *Snapshot, target string, f
 		e := &b.t.Edges[len(b.t.Edges)-1]
 		e.Rate = views.Num(depth[q]) + " queued"
 		e.Active = depth[q] > 0
+	}
+}
+
+// drawRoutes draws each route of a drawn topic, its sink, its dead-letter
+// target and, for an embedded exchange, the exchange's queues.
+func (s *Server) drawRoutes(b *topoBuilder, snap *Snapshot, drawn map[string]bool) {
+	for _, p := range snap.Topology {
+		if !drawn[p.Topic] {
+			continue
+		}
+		ti := b.nodes["topic:"+p.Topic]
+		failed := false
+		for _, st := range snap.Pipelines {
+			if st.Name == p.Name && (st.State == "failed" || st.State == "stopped") {
+				failed = true
+			}
+		}
+		for _, r := range p.Routes {
+			key := p.Name + "/" + r.Name
+			ri := b.node(2, "route:"+key, "route", key, s.base+"/pipelines/"+p.Name)
+			b.t.Nodes[ri].Failed = failed
+			b.edge(ti, ri, snap.RouteRead[key], false)
+			ki := b.node(3, "sink:"+r.Target, "sink", r.Target, s.targetHref(r.Target))
+			b.edge(ri, ki, snap.RouteSent[key], false)
+			s.exchangeQueues(b, snap, r.Target, ki)
+			if r.DeadLetter != "" {
+				di := b.node(3, "sink:"+r.DeadLetter, "dead letters", r.DeadLetter, s.targetHref(r.DeadLetter))
+				b.edge(ri, di, snap.RouteDead[key], true)
+			}
+		}
 	}
 }
