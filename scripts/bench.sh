@@ -45,4 +45,4 @@ run -bench 'BenchmarkTailStep' -benchtime 200x ./console/
 run -bench 'BenchmarkHubFanout' -benchtime 200x ./console/sse/
 run -bench '.' -benchtime 2s ./console/history/ ./console/journey/
 go build -o /tmp/bridge-consolesse ./cmd/bridge
-(cd bench && go run ./cmd/consolesse -bin /tmp/bridge-consolesse -rate 100000 -tabs 50 -phase 15s -rounds 2)
+(cd bench && go run ./cmd/consolesse -bin /tmp/bridge-consolesse -rate 100000 -tabs 100 -phase 20s -rounds 3)
