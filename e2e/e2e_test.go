@@ -135,9 +135,15 @@ func start(t *testing.T, cfgPath, httpAddr, sqsAddr, dataDir string) *instance {
 // data race reported by a race-enabled build fails the test.
 func startBinary(t *testing.T, bin, cfgPath, httpAddr, sqsAddr, dataDir string) *instance {
 	t.Helper()
+	return startArgs(t, bin, cfgPath, httpAddr, sqsAddr, dataDir)
+}
+
+// startArgs is startBinary with extra flags for bridge run.
+func startArgs(t *testing.T, bin, cfgPath, httpAddr, sqsAddr, dataDir string, flags ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, cfgPath: cfgPath, dataDir: dataDir, httpURL: "http://" + httpAddr,
 		sqsURL: "http://" + sqsAddr, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	in.cmd = exec.Command(bin, "run", "-c", cfgPath)
+	in.cmd = exec.Command(bin, append([]string{"run", "-c", cfgPath}, flags...)...)
 	in.cmd.Stderr = in.stderr
 	in.cmd.Stdout = in.stderr
 	if err := in.cmd.Start(); err != nil {

@@ -53,7 +53,8 @@ func (c connectors) sink(t *pipelines.Target, conn *pipelines.Connection) (event
 		if err != nil {
 			return nil, err
 		}
-		return sqs.NewSink(sqs.SinkConfig{Client: client, QueueURL: t.QueueURL, Name: t.Connection, Logger: log})
+		return sqs.NewSink(sqs.SinkConfig{Client: client, QueueURL: t.QueueURL, RequestTimeout: time.Duration(conn.RequestTimeout),
+			Name: t.Connection, Logger: log})
 	}
 	return nil, fmt.Errorf("no connector for %s targets", t.Kind)
 }
@@ -79,7 +80,8 @@ func (c connectors) source(s *pipelines.Source, conn *pipelines.Connection) (eve
 			return nil, err
 		}
 		return sqs.NewSource(sqs.SourceConfig{Client: client, QueueURL: s.QueueURL, MaxMessages: s.MaxMessages,
-			WaitTime: time.Duration(s.WaitTime), Concurrency: s.Concurrency, Name: s.Name, Logger: log})
+			WaitTime: time.Duration(s.WaitTime), Concurrency: s.Concurrency, RequestTimeout: time.Duration(conn.RequestTimeout),
+			Name: s.Name, Logger: log})
 	}
 	return nil, fmt.Errorf("no connector for %s sources", s.Type)
 }
@@ -117,7 +119,7 @@ func kafkaClient(conn *pipelines.Connection) kafka.ClientConfig {
 
 func sqsClient(conn *pipelines.Connection) (*awssqs.Client, error) {
 	return sqs.NewClient(context.Background(), sqs.ClientConfig{Region: conn.Region, Endpoint: conn.Endpoint,
-		AccessKeyID: conn.AccessKeyID, SecretAccessKey: conn.SecretAccessKey})
+		AccessKeyID: conn.AccessKeyID, SecretAccessKey: conn.SecretAccessKey, DialTimeout: time.Duration(conn.DialTimeout)})
 }
 
 // amqpTLS builds a client TLS config from the connection's files.

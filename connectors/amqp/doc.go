@@ -7,9 +7,11 @@
 //     into batches (up to BatchSize, or whatever arrived within BatchWait of
 //     the first); a batch is acknowledged, with one basic.ack multiple=true on
 //     its last delivery tag, only after deliver returned nil. When deliver
-//     fails, the batch and every delivery buffered behind it are rejected
-//     with basic.nack multiple=true requeue=true after a backoff (100ms
-//     doubling to 5s, with jitter), never in a hot loop.
+//     fails, after a backoff (100ms doubling to 5s, with jitter; never a hot
+//     loop) the consumer is cancelled, every delivery RabbitMQ pushed until
+//     the cancel-ok is drained, and all of them are rejected with one
+//     basic.nack multiple=true requeue=true before consuming again, so none
+//     that arrives later can overtake the requeued batch.
 //   - Recovery: when RabbitMQ closes the connection or the channel (restart,
 //     rabbitmqctl close_all_connections, a network failure), Run reconnects
 //     with exponential backoff and jitter and resumes consuming. Deliveries
@@ -21,10 +23,11 @@
 //     that retrying cannot fix (access refused, the queue does not exist,
 //     a declaration that conflicts with the existing one).
 //
-// Non-guarantees: order is RabbitMQ's queue order while nothing fails; a
-// requeue after a failed deliver or a lost connection can let later
-// deliveries overtake the requeued ones (RabbitMQ's own behaviour). Use one
-// source per queue when order matters.
+// Non-guarantees: order is RabbitMQ's queue order, including after a
+// failed deliver; after a lost connection RabbitMQ requeues the
+// unacknowledged deliveries to their places in a classic queue, but other
+// queue types and several consumers of one queue may reorder them (RabbitMQ's
+// own behaviour). Use one source per queue when order matters.
 //
 // # Sink guarantees
 //

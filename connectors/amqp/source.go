@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -120,12 +121,11 @@ func (s *Source) session(ctx context.Context, deliver event.DeliverFunc) (consum
 		return false, classify(err)
 	}
 	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
-	deliveries, err := ch.Consume(s.cfg.Queue, "", false, false, false, false, nil)
-	if err != nil {
-		return false, fmt.Errorf("consume %s: %w", s.cfg.Queue, classify(err))
+	c := consumer{src: s, ch: ch, closed: closed, tag: fmt.Sprintf("bridge-%s-%016x", s.cfg.Name, rand.Uint64())}
+	if err := c.consume(); err != nil {
+		return false, err
 	}
 	s.log.Info("amqp source consuming", "prefetch", s.cfg.Prefetch)
-	c := consumer{src: s, ch: ch, deliveries: deliveries, closed: closed}
 	return c.loop(ctx, deliver)
 }
 
@@ -133,6 +133,7 @@ func (s *Source) session(ctx context.Context, deliver event.DeliverFunc) (consum
 type consumer struct {
 	src        *Source
 	ch         *amqp091.Channel
+	tag        string // the consumer tag, to cancel it
 	deliveries <-chan amqp091.Delivery
 	closed     <-chan *amqp091.Error
 	failures   backoff // between a failed deliver and its nack
@@ -222,29 +223,43 @@ func (c *consumer) add(d *amqp091.Delivery) {
 	c.batch = append(c.batch, fromDelivery(d, c.src.cfg.KeyFromMessageID, c.src.cfg.Name, time.Now()))
 }
 
-// requeue waits for the failure backoff, then nacks with requeue the batch
-// and every delivery buffered behind it, so that they return to the queue
-// together and in order rather than the later ones overtaking the batch.
+// consume starts (or restarts) the consumer on the channel.
+func (c *consumer) consume() error {
+	deliveries, err := c.ch.Consume(c.src.cfg.Queue, c.tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.src.cfg.Queue, classify(err))
+	}
+	c.deliveries = deliveries
+	return nil
+}
+
+// requeue waits for the failure backoff, then returns the batch and every
+// delivery behind it to the queue together and in order, and consumes
+// again. RabbitMQ keeps pushing deliveries (up to the prefetch) until the
+// consumer is cancelled, and amqp091 may hold some it has not handed over
+// yet: nacking what the channel happens to hold lets a delivery that
+// arrives after the nack overtake the requeued batch (found by the soak,
+// a full disk making deliver fail: events of one key entered the backbone
+// out of order). So the consumer is cancelled first, every delivery up to
+// the cancel-ok is drained, and all of them are nacked with one
+// multiple-requeue.
 func (c *consumer) requeue(ctx context.Context, lastTag uint64) error {
 	if err := c.failures.wait(ctx); err != nil {
 		return err
 	}
-	for {
-		select {
-		case d, ok := <-c.deliveries:
-			if !ok {
-				return closeError(nil)
-			}
-			lastTag = d.DeliveryTag
-			continue
-		default:
-		}
-		break
+	if err := c.ch.Cancel(c.tag, false); err != nil {
+		return fmt.Errorf("cancel: %w", classify(err))
+	}
+	for d := range c.deliveries { // closed by amqp091 after the cancel-ok
+		lastTag = d.DeliveryTag
+	}
+	if c.ch.IsClosed() {
+		return closeError(nil) // closing requeued them all, in order
 	}
 	if err := c.ch.Nack(lastTag, true, true); err != nil {
 		return fmt.Errorf("nack: %w", classify(err))
 	}
-	return nil
+	return c.consume()
 }
 
 func closeError(e *amqp091.Error) error {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -30,6 +33,23 @@ type ClientConfig struct {
 	// HTTPClient replaces the SDK's default client. Either way the client
 	// is wrapped by SafeHTTPClient.
 	HTTPClient *http.Client
+	// DialTimeout bounds opening a connection when HTTPClient is nil.
+	// Zero keeps the SDK's default (30s).
+	DialTimeout time.Duration
+}
+
+// DefaultRequestTimeout is how long a source or sink waits for the answer
+// to one call (beyond a long poll's own wait) when its config says 0.
+const DefaultRequestTimeout = 30 * time.Second
+
+// requestError explains a call that ended because its own timeout passed
+// (not the caller's ctx): the peer did not answer in time. It stays
+// retryable.
+func requestError(ctx context.Context, err error, timeout time.Duration) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within the request timeout (%v): %w", timeout, err)
+	}
+	return classify(err)
 }
 
 // LogValue keeps the secret out of logs.
@@ -63,6 +83,10 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*awssqs.Client, error) {
 	}
 	if cfg.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	} else if cfg.DialTimeout > 0 {
+		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = cfg.DialTimeout
+		})))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

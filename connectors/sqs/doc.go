@@ -25,6 +25,10 @@
 //     at once, for the next consumer. Nothing loops hot.
 //   - FIFO queues (URL ending in .fifo) use a single poller, so events of
 //     a message group enter the backbone in group order.
+//   - Every call is bounded: a long poll by WaitTime + RequestTimeout, the
+//     others by RequestTimeout (30s by default; the connection's
+//     request_timeout), so a connection left half-open by a network
+//     partition costs one timeout and a retry, not the poller.
 //   - Run returns nil when ctx is cancelled (a pending long poll is
 //     abandoned), and an error only for a failure retrying cannot fix (the
 //     queue does not exist, access denied).
@@ -45,6 +49,8 @@
 //     reported as a *event.BatchError, permanent when SQS blamed the sender
 //     (SenderFault) or the message cannot be sent at all (over 256 KiB,
 //     empty body, characters SQS rejects).
+//   - Each SendMessageBatch call is bounded by RequestTimeout; one nobody
+//     answers fails retryably ("no answer within the request timeout").
 //   - A request that fails as a whole fails its entries and every later
 //     entry (not sent, to keep FIFO order); a missing queue or denied access
 //     is permanent, throttling and network errors retryable. On a FIFO

@@ -20,8 +20,13 @@ import (
 type SinkConfig struct {
 	Client   *awssqs.Client
 	QueueURL string // a URL ending in .fifo is a FIFO queue
-	Name     string
-	Logger   *slog.Logger
+	// RequestTimeout bounds each SendMessageBatch call (the SDK's own
+	// retries included): a request nobody answers, as on a connection a
+	// network partition left half-open, fails with a retryable error
+	// instead of holding the route for ever. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	Name           string
+	Logger         *slog.Logger
 }
 
 // Errors returned by New for unusable configurations, and by Send after Close.
@@ -57,6 +62,9 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -141,9 +149,11 @@ func (s *Sink) sendRequest(ctx context.Context, entries []entry) ([]event.ItemEr
 		for i, en := range pending {
 			reqs[i] = en.req
 		}
-		out, err := s.cfg.Client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: reqs})
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		out, err := s.cfg.Client.SendMessageBatch(rctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(s.cfg.QueueURL), Entries: reqs})
+		cancel()
 		if err != nil {
-			return failed, fmt.Errorf("sqs sink %s: send batch: %w", s.cfg.Name, classify(err))
+			return failed, fmt.Errorf("sqs sink %s: send batch: %w", s.cfg.Name, requestError(ctx, err, s.cfg.RequestTimeout))
 		}
 		var retry []entry
 		for _, f := range out.Failed {

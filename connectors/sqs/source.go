@@ -31,8 +31,14 @@ type SourceConfig struct {
 	// RetryBackoffMax caps the delay before messages whose deliver failed
 	// are received again (it starts at 1s and doubles). Default 60s.
 	RetryBackoffMax time.Duration
-	Name            string // event.Source of every event
-	Logger          *slog.Logger
+	// RequestTimeout bounds each call beyond its own wait (a long poll gets
+	// WaitTime plus RequestTimeout): a request nobody answers, as on a
+	// connection a network partition left half-open, is abandoned and
+	// retried instead of stopping the poller for ever. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	Name           string // event.Source of every event
+	Logger         *slog.Logger
 }
 
 // Source long-polls one queue. See the package doc for guarantees.
@@ -89,6 +95,9 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.RetryBackoffMax < time.Second {
 		cfg.RetryBackoffMax = retryVisibilityMax
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	if fifo {
 		cfg.Concurrency = 1
 	}
@@ -135,10 +144,12 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 func (s *Source) visibilityTimeout(ctx context.Context) (time.Duration, error) {
 	backoff := 100 * time.Millisecond
 	for {
-		out, err := s.cfg.Client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		out, err := s.cfg.Client.GetQueueAttributes(rctx, &awssqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(s.cfg.QueueURL),
 			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
 		})
+		cancel()
 		if err == nil {
 			secs, perr := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
 			if perr != nil {
@@ -146,7 +157,7 @@ func (s *Source) visibilityTimeout(ctx context.Context) (time.Duration, error) {
 			}
 			return time.Duration(secs) * time.Second, nil
 		}
-		if err = classify(err); errors.Is(err, event.ErrPermanent) {
+		if err = requestError(ctx, err, s.cfg.RequestTimeout); errors.Is(err, event.ErrPermanent) {
 			return 0, fmt.Errorf("sqs source %s: get queue attributes: %w", s.cfg.Name, err)
 		}
 		s.log.Warn("sqs get queue attributes failed; retrying", "err", err)
@@ -168,18 +179,20 @@ type poller struct {
 func (p *poller) run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		out, err := p.src.cfg.Client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+		rctx, cancel := context.WithTimeout(ctx, p.src.cfg.WaitTime+p.src.cfg.RequestTimeout)
+		out, err := p.src.cfg.Client.ReceiveMessage(rctx, &awssqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(p.src.cfg.QueueURL),
 			MaxNumberOfMessages:         int32(p.src.cfg.MaxMessages),
 			WaitTimeSeconds:             int32(p.src.cfg.WaitTime / time.Second),
 			MessageAttributeNames:       []string{"All"},
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		})
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err = classify(err); errors.Is(err, event.ErrPermanent) {
+			if err = requestError(ctx, err, p.src.cfg.WaitTime+p.src.cfg.RequestTimeout); errors.Is(err, event.ErrPermanent) {
 				return fmt.Errorf("receive: %w", err)
 			}
 			p.src.log.Warn("sqs receive failed; retrying", "err", err)

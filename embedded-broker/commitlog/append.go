@@ -22,8 +22,10 @@ var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
 // consecutive there. evs is not modified.
 //
 // If ctx ends while waiting, Append returns ctx.Err() and the events may or
-// may not have been appended. A write or fsync failure fails the partition
-// for good (its on-disk tail is unknown until a reopen recovers it).
+// may not have been appended. A failed data write (a full disk) fails the
+// appends it concerns and the partition accepts appends again once space
+// is freed; an fsync failure fails the partition for good (its on-disk
+// tail is unknown until a reopen recovers it).
 func (l *Log) Append(ctx context.Context, topic string, evs []event.Event) ([]event.Position, error) {
 	t, err := l.topic(topic)
 	if err != nil {

@@ -212,9 +212,11 @@ func (p *partition) flush() int {
 		err = p.writeGroup(g)
 		if err != nil {
 			err = fmt.Errorf("commitlog: append %s/%d: %w", p.topic, p.id, err)
-			p.mu.Lock()
-			p.failed = err
-			p.mu.Unlock()
+			if !p.rewind(err) {
+				p.mu.Lock()
+				p.failed = err
+				p.mu.Unlock()
+			}
 		}
 	}
 	g.err = err
@@ -261,7 +263,7 @@ func (p *partition) writeRun(seg *segment, batches []pendingBatch, buf []byte) e
 	last := batches[len(batches)-1]
 	lo, hi := batches[0].pos, last.pos+last.size
 	if _, err := seg.log.WriteAt(buf[lo:hi], seg.size); err != nil {
-		return err
+		return &writeError{seg: seg, err: err}
 	}
 	always := p.l.opts.Fsync == FsyncAlways
 	if always {
@@ -285,7 +287,61 @@ func (p *partition) writeRun(seg *segment, batches []pendingBatch, buf []byte) e
 	offsets, times := seg.offsets, seg.times
 	p.mu.Unlock()
 	close(woken)
-	return seg.persistIndexes(offsets, times)
+	if err := seg.persistIndexes(offsets, times); err != nil {
+		// The data is written (and durable under FsyncAlways) and readers
+		// already see it: failing the append now would only make its
+		// producer send it again. The entries that did not reach the index
+		// files are written by the next call (the persisted counters did
+		// not move), and an index is rebuilt from the data on open.
+		p.logger.Warn("commitlog: index write failed; retried with the next write",
+			"topic", p.topic, "partition", p.id, "err", err)
+	}
+	return nil
+}
+
+// writeError is a failed write of segment data: nothing of the run became
+// visible, and the file may hold a partial tail past seg.size.
+type writeError struct {
+	seg *segment
+	err error
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// rewind undoes a failed data write (ENOSPC, EDQUOT) so that the partition
+// keeps working once the cause is gone, instead of failing for good: it
+// truncates the active segment back to its written size and takes back the
+// offsets handed out past the written end. The groups waiting behind the
+// failed one carry such offsets, so they fail with the same error. It
+// reports false, leaving the partition to fail for good, for every other
+// failure (a failed sync leaves the page cache in an unknown state; a
+// failed roll leaves a half-sealed segment) and when truncating fails.
+func (p *partition) rewind(err error) bool {
+	var we *writeError
+	if !errors.As(err, &we) || we.seg != p.active {
+		return false
+	}
+	if terr := we.seg.log.Truncate(we.seg.size); terr != nil {
+		return false
+	}
+	p.mu.Lock()
+	behind := p.pending
+	p.pending = nil
+	p.end = we.seg.written
+	p.forgetProducerBatchesLocked(p.end)
+	p.mu.Unlock()
+	if behind != nil {
+		behind.err = err
+		p.mu.Lock()
+		p.spareBuf = behind.buf[:0]
+		p.mu.Unlock()
+		behind.buf = nil
+		close(behind.done)
+	}
+	p.logger.Warn("commitlog: write failed; the partition's end was rewound and it accepts appends again",
+		"topic", p.topic, "partition", p.id, "end", we.seg.written, "err", we.err)
+	return true
 }
 
 // roll seals old (final time entry, indexes and data synced whatever the

@@ -167,6 +167,24 @@ func (p *partition) applyProducerLocked(pf producerFields, count int, base int64
 	}
 }
 
+// forgetProducerBatchesLocked takes back the remembered batches at or past
+// end, the offsets a failed write gave back (rewind): the client retries
+// them with the same sequences, and they must then be appended, not taken
+// for duplicates of batches the log does not hold. Bases grow with the
+// ring, so the batches to forget are the newest. A producer left with none
+// is forgotten, so that its retry from sequence 0 is a first batch again.
+func (p *partition) forgetProducerBatchesLocked(end int64) {
+	for id, st := range p.producers {
+		for st.n > 0 && st.last().base >= end {
+			st.next = (st.next + rememberedBatches - 1) % rememberedBatches
+			st.n--
+		}
+		if st.n == 0 {
+			delete(p.producers, id)
+		}
+	}
+}
+
 // expireProducersLocked forgets producers idle for producerExpiry.
 func (p *partition) expireProducersLocked(nowMs int64) {
 	cutoff := nowMs - producerExpiry.Milliseconds()

@@ -55,10 +55,23 @@ func (q *Queue) writePendingLocked(sync bool) error {
 	q.mu.Unlock()
 	if len(buf) > 0 {
 		if _, err := q.file.WriteAt(buf, q.fileSize); err != nil {
-			// The tail of the file is now unknown; refuse further writes
-			// rather than append after garbage. Reopening recovers.
-			q.ioErr = fmt.Errorf("write journal of %s: %w", q.name, err)
-			return q.ioErr
+			err = fmt.Errorf("write journal of %s: %w", q.name, err)
+			if terr := q.file.Truncate(q.fileSize); terr != nil {
+				// The tail of the file is unknown; refuse further writes
+				// rather than append after garbage. Reopening recovers.
+				q.ioErr = err
+				return err
+			}
+			// A full disk: the partial tail is gone. The records describe
+			// changes already made in memory, so they go back in front of
+			// the pending ones and the next write retries them; the queue
+			// works again once space is freed. (It used to refuse every
+			// write until a restart: found by the e2e soak.)
+			q.mu.Lock()
+			q.pending = append(buf, q.pending...)
+			q.pendingBase = base
+			q.mu.Unlock()
+			return err
 		}
 		q.fileSize += int64(len(buf))
 	}

@@ -53,7 +53,7 @@ type Queue struct {
 	fileSize   int64
 	spare      []byte
 	writtenEnd uint64 // logical offset written to the file
-	ioErr      error  // sticky: after a failed write the file's tail is unknown
+	ioErr      error  // sticky: after a failed sync, or a failed write that could not be truncated away
 
 	// syncedEnd is the logical offset made durable. The interval policy's
 	// fsync runs outside flushMu (under syncMu) so that senders keep
