@@ -71,6 +71,11 @@ type RedriveRequest struct {
 	// are redriven (0 = no bound).
 	PerSecond int
 	Max       int
+	// Progress, when set, is called after each dead letter is handled
+	// (redriven, skipped or failed) with the totals so far, on Redrive's
+	// goroutine. Picked is called once with how many were selected.
+	Progress func(RedriveResult)
+	Picked   func(n int)
 }
 
 // RedriveResult counts what a redrive did.
@@ -303,7 +308,15 @@ func (d *DeadLetters) Redrive(ctx context.Context, req RedriveRequest) (RedriveR
 	if err != nil {
 		return RedriveResult{}, err
 	}
+	if req.Picked != nil {
+		req.Picked(len(picked))
+	}
 	var res RedriveResult
+	progress := func() {
+		if req.Progress != nil {
+			req.Progress(res)
+		}
+	}
 	interval := time.Second / time.Duration(req.PerSecond)
 	next := time.Now()
 	for _, dl := range picked {
@@ -312,6 +325,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, req RedriveRequest) (RedriveR
 		}
 		if dl.Redriven {
 			res.Skipped++
+			progress()
 			continue
 		}
 		if wait := time.Until(next); wait > 0 && !sleep(ctx, wait) {
@@ -323,12 +337,14 @@ func (d *DeadLetters) Redrive(ctx context.Context, req RedriveRequest) (RedriveR
 			if len(res.Errors) < 10 {
 				res.Errors = append(res.Errors, dl.ID+": "+err.Error())
 			}
+			progress()
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
 			continue
 		}
 		res.Redriven++
+		progress()
 	}
 	return res, nil
 }

@@ -37,6 +37,9 @@ type Options struct {
 	Logger          *slog.Logger
 	// Telemetry records spans and metrics (engine/telemetry); nil = off.
 	Telemetry *telemetry.Telemetry
+	// Journal receives one record per handled batch and per failure
+	// (console.go); nil = off.
+	Journal Journal
 }
 
 // Engine runs pipelines. New builds, Run runs, and the status and replay
@@ -87,6 +90,9 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 		return fmt.Errorf("pipeline %s: topic %s: %w", name, topic, err)
 	}
 	e.instrumentRoutes(routes) // telemetry: spans and metrics per route (route.go)
+	for _, r := range routes {
+		r.journal = e.opts.Journal // the console's message journey (console.go)
+	}
 	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
 	p.state.Store("starting")
 	if _, shared := e.backbone.(GroupBackbone); !shared {
@@ -251,18 +257,22 @@ type PipelineStatus struct {
 
 // RouteStatus holds a route's counters and per-partition progress.
 type RouteStatus struct {
-	Name         string            `json:"name"`
-	Target       string            `json:"target"`
-	Read         int64             `json:"read"`
-	Matched      int64             `json:"matched"`
-	Sent         int64             `json:"sent"`
-	DeadLettered int64             `json:"dead_lettered"`
-	Dropped      int64             `json:"dropped"`
-	RuleErrors   int64             `json:"rule_errors"`
-	SendErrors   int64             `json:"send_errors"`
-	Retries      int64             `json:"retries"`
-	Lag          int64             `json:"lag"`
-	Partitions   []PartitionStatus `json:"partitions"`
+	Name         string `json:"name"`
+	Target       string `json:"target"`
+	Read         int64  `json:"read"`
+	Matched      int64  `json:"matched"`
+	Sent         int64  `json:"sent"`
+	DeadLettered int64  `json:"dead_lettered"`
+	Dropped      int64  `json:"dropped"`
+	RuleErrors   int64  `json:"rule_errors"`
+	SendErrors   int64  `json:"send_errors"`
+	// PermanentFailures and RetryableFailures count the events of failed
+	// sends by class.
+	PermanentFailures int64             `json:"permanent_failures"`
+	RetryableFailures int64             `json:"retryable_failures"`
+	Retries           int64             `json:"retries"`
+	Lag               int64             `json:"lag"`
+	Partitions        []PartitionStatus `json:"partitions"`
 }
 
 // PartitionStatus is one cursor: Checkpoint is the committed next offset,
@@ -305,7 +315,8 @@ func (e *Engine) status(p *pipeline) PipelineStatus {
 		rs := RouteStatus{Name: r.name, Target: targetName(r.sink),
 			Read: r.stats.read.Load(), Matched: r.stats.matched.Load(), Sent: r.stats.sent.Load(),
 			DeadLettered: r.stats.deadLettered.Load(), Dropped: r.stats.dropped.Load(),
-			RuleErrors: r.stats.ruleErrors.Load(), SendErrors: r.stats.sendErrors.Load(), Retries: r.stats.retries.Load()}
+			RuleErrors: r.stats.ruleErrors.Load(), SendErrors: r.stats.sendErrors.Load(), Retries: r.stats.retries.Load(),
+			PermanentFailures: r.stats.permanentFailures.Load(), RetryableFailures: r.stats.retryableFailures.Load()}
 		for _, c := range p.snapshot() {
 			if c.r != r {
 				continue

@@ -60,6 +60,9 @@ type route struct {
 	maxBytes  int
 
 	stats routeStats
+	// journal, when set, receives a record per handled batch and per
+	// failure (console.go): the console's message journey.
+	journal Journal
 
 	// Telemetry, set by instrumentRoutes. tracer is nil unless spans are
 	// recorded: with tracing off the cursor starts no span at all and the
@@ -98,6 +101,9 @@ func (r *route) group() string { return "pipeline." + r.pipeline + ".route." + r
 // routeStats are the route's counters, summed over partitions.
 type routeStats struct {
 	read, matched, sent, deadLettered, dropped, ruleErrors, sendErrors, retries atomic.Int64
+	// permanentFailures and retryableFailures count failed events of sends
+	// by class (sendErrors counts failed sends).
+	permanentFailures, retryableFailures atomic.Int64
 }
 
 // cursor runs one route over one partition: read, evaluate, send in order,
@@ -299,9 +305,14 @@ func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
 		trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrMatched.Int(matched))
 	}
 	if len(c.outbuf) == 0 {
+		c.journalBatch(evs, matched)
 		return nil
 	}
-	return c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes)
+	if err := c.send(soft, hard, ctx, evs, c.outbuf, c.params, c.indexes); err != nil {
+		return err
+	}
+	c.journalBatch(evs, matched)
+	return nil
 }
 
 func (c *cursor) resetOutputs() { c.truncateOutputs(0) }
@@ -561,14 +572,16 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 		r.stats.sendErrors.Add(1)
 		failed := failedItems(err, len(batch))
 		r.stats.sent.Add(int64(len(batch) - len(failed)))
+		permanent := 0
+		for _, f := range failed {
+			if errors.Is(f.err, event.ErrPermanent) {
+				permanent++
+			}
+		}
+		r.stats.permanentFailures.Add(int64(permanent)) // errors by class, per event (console, status)
+		r.stats.retryableFailures.Add(int64(len(failed) - permanent))
 		if r.metrics != nil {
 			r.metrics.Send(ctx, time.Since(sent).Seconds(), true, len(batch)-len(failed), valueBytes(batch, failed))
-			permanent := 0
-			for _, f := range failed {
-				if errors.Is(f.err, event.ErrPermanent) {
-					permanent++
-				}
-			}
 			r.metrics.Error(ctx, telemetry.ClassPermanent, permanent)
 			r.metrics.Error(ctx, telemetry.ClassRetryable, len(failed)-permanent)
 		}
@@ -587,6 +600,7 @@ func (c *cursor) send(soft, hard, spanCtx context.Context, evs, batch []event.Ev
 			return nil
 		}
 		batch, params, indexes = keepBatch, keepParams, keepIdx
+		c.journalRetry(evs, indexes, attempt, err)
 		r.stats.retries.Add(1)
 		r.metrics.Retry(ctx)
 		pause := r.retry.backoff(attempt)
@@ -720,10 +734,12 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 	r := c.r
 	switch r.onError {
 	case OnErrorDrop:
+		c.journalFailure(JournalDropped, ev, attempts, cause)
 		r.stats.dropped.Add(1)
 		c.log.Warn("event dropped by on_error: drop", "offset", ev.Offset, "err", cause)
 		return nil
 	case OnErrorStop:
+		c.journalFailure(JournalStopped, ev, attempts, cause)
 		c.log.Error("route stopped by on_error: stop", "offset", ev.Offset, "err", cause)
 		return fmt.Errorf("%w: offset %d: %v", errStopped, ev.Offset, cause)
 	}
@@ -732,6 +748,7 @@ func (c *cursor) fail(soft, hard context.Context, ev *event.Event, cause error, 
 	for attempt := 1; ; attempt++ {
 		err := r.deadLetter.Send(hard, []event.Event{dl})
 		if err == nil {
+			c.journalFailure(JournalDeadLetter, ev, attempts, cause)
 			r.stats.deadLettered.Add(1)
 			r.metrics.DeadLetter(hard)
 			return nil

@@ -23,6 +23,7 @@ type Config struct {
 	Broker          Broker                 `yaml:"broker"`
 	Pipelines       []*PipelineConfig      `yaml:"pipelines"`
 	ShutdownTimeout Duration               `yaml:"shutdown_timeout"`
+	Console         Console                `yaml:"console"` // console.go
 }
 
 // HTTP is the ingest + admin API listener (SPEC §6).

@@ -56,6 +56,7 @@ func applyDefaults(cfg *Config, written func(path string) bool) {
 		cfg.Telemetry.Metrics.Prometheus = true
 	}
 	setDefault(&cfg.ShutdownTimeout, Duration(DefaultShutdownTimeout))
+	applyConsoleDefaults(&cfg.Console, written)
 	kafkaAPIDefaults(&cfg.KafkaAPI, written)
 
 	b := &cfg.Backbone

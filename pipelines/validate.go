@@ -93,6 +93,7 @@ func (v *validator) run() *Plan {
 	v.connections()
 	v.sources()
 	v.broker()
+	v.console()
 	return v.pipelines()
 }
 

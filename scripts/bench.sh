@@ -38,3 +38,11 @@ done
 run -bench 'BenchmarkMigrate' -benchtime 1x -timeout 60m ./migrate/
 # AMQP API (issue 19) against the local RabbitMQ (classic and quorum), same amqp091-go client code.
 run -bench 'BenchmarkAMQP' -benchtime 3x ./embedded-broker/amqpapi/
+# Web console (issue 16): overview render, sampler tick, search and publish over 5,000 topics and 5,000 queues,
+# then the CPU an open tab costs bridge while 100k events/s are ingested (docs/console.md).
+run -bench 'BenchmarkConsole5k' -benchtime 20x ./console/
+run -bench 'BenchmarkTailStep' -benchtime 200x ./console/
+run -bench 'BenchmarkHubFanout' -benchtime 200x ./console/sse/
+run -bench '.' -benchtime 2s ./console/history/ ./console/journey/
+go build -o /tmp/bridge-consolesse ./cmd/bridge
+(cd bench && go run ./cmd/consolesse -bin /tmp/bridge-consolesse -rate 100000 -tabs 100 -phase 20s -rounds 3)

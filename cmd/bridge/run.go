@@ -190,8 +190,10 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		return err
 	}
 	conns := connectors{log: log.With("component", "connector")}
+	journal := newJournal(cfg) // console.go: the console's message journey; nil when the console is off
 	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
-		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout), Telemetry: tel}})
+		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout), Telemetry: tel,
+			Journal: engineJournal(journal)}})
 	if err != nil {
 		return err
 	}
@@ -209,12 +211,22 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	for _, t := range cfg.Auth.Tokens {
 		tokens[t.Token] = httpapi.Role(t.Role)
 	}
+	// The web console (console.go): /console on the HTTP listener.
+	con, runConsole, closeConsole, err := openConsole(ctx, cfg, consoleDeps{backbone: backbone, engine: eng, broker: broker,
+		deadLetters: deadLetters, journal: journal, log: log})
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
 		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
-		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters}) // telemetry: ingest spans, /metrics; /v1/deadletters
+		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con}) // telemetry: ingest spans, /metrics; /v1/deadletters
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	if s, ok := con.(interface{ StopStreams() }); ok {
+		httpSrv.srv.RegisterOnShutdown(s.StopStreams) // SSE streams never go idle: end them so Shutdown can finish
 	}
 	log.Info("HTTP API listening", "addr", httpSrv.addr, "tls", cfg.HTTP.TLS != nil, "auth", len(tokens) > 0)
 	var sqsSrv *server
@@ -246,6 +258,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	go func() { engineDone <- eng.Run(engineCtx) }()
+	defer runConsole()() // samples until shutdown; waits for its goroutine
 	log.Info("bridge running", "pipelines", len(plan.Pipelines))
 
 	var runErr error

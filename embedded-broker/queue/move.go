@@ -154,7 +154,7 @@ func (q *Queue) abortMoves(moves []*message) {
 // takeForMove marks up to n visible messages with seq > after as moving,
 // in seq order. It returns them and the last seq examined, so a caller that
 // skips messages still makes progress.
-func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
+func (q *Queue) takeForMove(n int, after uint64, match MatchFunc) ([]*message, uint64) {
 	now := q.m.now().UnixNano()
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -170,6 +170,9 @@ func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
 		if msg.state != stateVisible {
 			continue
 		}
+		if match != nil && !match(msg.peek()) {
+			continue
+		}
 		q.startMoveLocked(msg, moveOther)
 		out = append(out, msg)
 	}
@@ -183,6 +186,15 @@ func (q *Queue) takeForMove(n int, after uint64) ([]*message, uint64) {
 // stays. It returns the number moved; ctx cancellation stops it early with
 // ctx's error.
 func (m *Manager) Redrive(ctx context.Context, dlq, dest string, max, perSecond int) (int, error) {
+	return m.RedriveMatching(ctx, dlq, dest, max, perSecond, nil, nil)
+}
+
+// MatchFunc selects messages by their peeked copy (which it must not keep).
+type MatchFunc func(PeekedMessage) bool
+
+// RedriveMatching is Redrive restricted to the messages match selects (nil
+// = all), calling progress (when set) with the total moved after each batch.
+func (m *Manager) RedriveMatching(ctx context.Context, dlq, dest string, max, perSecond int, match MatchFunc, progress func(moved int)) (int, error) {
 	from, err := m.Get(dlq)
 	if err != nil {
 		return 0, err
@@ -204,7 +216,7 @@ func (m *Manager) Redrive(ctx context.Context, dlq, dest string, max, perSecond 
 		if perSecond > 0 {
 			n = min(n, perSecond)
 		}
-		batch, last := from.takeForMove(n, after)
+		batch, last := from.takeForMove(n, after, match)
 		after = last
 		if len(batch) == 0 {
 			return moved, nil
@@ -218,6 +230,9 @@ func (m *Manager) Redrive(ctx context.Context, dlq, dest string, max, perSecond 
 		}
 		done, err := m.redriveBatch(from, dest, batch)
 		moved += done
+		if progress != nil {
+			progress(moved)
+		}
 		if err != nil {
 			return moved, err
 		}

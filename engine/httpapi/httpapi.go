@@ -75,6 +75,9 @@ type Options struct {
 	Telemetry *telemetry.Telemetry
 	// DeadLetters serves /v1/deadletters; nil lists none.
 	DeadLetters DeadLetters
+	// Console, when set, serves /console and everything below it (the web
+	// console does its own auth with the same tokens and roles).
+	Console http.Handler
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -115,6 +118,10 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	if opts.Console != nil {
+		s.mux.Handle("/console", opts.Console)
+		s.mux.Handle("/console/", opts.Console)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
