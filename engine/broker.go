@@ -148,6 +148,7 @@ func toSendInput(ev *event.Event, p event.Params, fifo bool) queue.SendInput {
 			}
 		}
 	}
+	applyMessageParams(&in, ev, &p)
 	return in
 }
 

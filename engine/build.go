@@ -91,6 +91,9 @@ func buildRoutes(plan *pipelines.Plan, p *pipelines.Pipeline, deps Deps, e *Engi
 			retryIf: p.RetryIf, deadLetterIf: p.DeadLetterIf,
 			batchSize: max(p.BatchSize, 1), maxBytes: 8 << 20,
 		}
+		if rp.To.HasMessageRules() {
+			r.message = &rp.To
+		}
 		if r.onError == OnErrorDeadLetter && deadLetter == nil {
 			return nil, errors.New("on_error: dead_letter without a dead_letter target")
 		}

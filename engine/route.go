@@ -13,6 +13,7 @@ import (
 
 	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/pipelines"
 	"github.com/bridgeio/bridge/rules"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -48,6 +49,9 @@ type route struct {
 	routingKey     *rules.Program
 	groupID        *rules.Program
 	dedupID        *rules.Program
+	// message computes a queue or exchange target's priority, ttl, delay,
+	// reply_to and correlation_id (queueparams.go); nil when none is set.
+	message *pipelines.Target
 
 	sink         event.Sink
 	deadLetter   event.Sink // where failed events go when onError is dead_letter
@@ -415,7 +419,7 @@ func (c *cursor) emit(ev *event.Event, index int) error {
 			out.Key = nil
 		}
 	}
-	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil
+	withParams := r.routingKey != nil || r.groupID != nil || r.dedupID != nil || r.message != nil
 	if withParams {
 		var params event.Params
 		var err error
@@ -430,6 +434,9 @@ func (c *cursor) emit(ev *event.Event, index int) error {
 		}
 		if params.DedupID == "" && r.dedupID == nil {
 			params.DedupID = defaultDedupID(&out)
+		}
+		if err := r.messageParams(c.env, &params); err != nil {
+			return err
 		}
 		c.params = append(c.params, params)
 	}

@@ -161,6 +161,16 @@ type Params struct {
 	RoutingKey string
 	GroupID    string
 	DedupID    string
+	// Message values of embedded queue and exchange targets
+	// (docs/queues.md), from a route's priority, ttl, delay, reply_to and
+	// correlation_id rules. Zero values and false flags mean "not set".
+	Priority      int // 0..255, when HasPriority
+	HasPriority   bool
+	TTL           time.Duration
+	Delay         time.Duration // when HasDelay
+	HasDelay      bool
+	ReplyTo       string
+	CorrelationID string
 }
 
 // ParamSink is a Sink that takes per-event Params. The engine calls SendParams

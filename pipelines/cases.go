@@ -61,17 +61,19 @@ type outputExpect struct {
 	Value yaml.Node `yaml:"value"`
 	Key   *string   `yaml:"key"` // the key the target receives
 	// Headers are checked by name; a null value means "absent".
-	Headers    map[string]*string `yaml:"headers"`
-	RoutingKey *string            `yaml:"routing_key"`
-	GroupID    *string            `yaml:"group_id"`
-	DedupID    *string            `yaml:"dedup_id"`
+	Headers       map[string]*string `yaml:"headers"`
+	RoutingKey    *string            `yaml:"routing_key"`
+	GroupID       *string            `yaml:"group_id"`
+	DedupID       *string            `yaml:"dedup_id"`
+	messageExpect `yaml:",inline"`
 }
 
 type renderedExpect struct {
-	Key        *string `yaml:"key"`
-	RoutingKey *string `yaml:"routing_key"`
-	GroupID    *string `yaml:"group_id"`
-	DedupID    *string `yaml:"dedup_id"`
+	Key           *string `yaml:"key"`
+	RoutingKey    *string `yaml:"routing_key"`
+	GroupID       *string `yaml:"group_id"`
+	DedupID       *string `yaml:"dedup_id"`
+	messageExpect `yaml:",inline"`
 }
 
 // RunCases runs the rule test cases in casesFile against plan, writing one
@@ -273,7 +275,7 @@ func runCase(plan *Plan, env *rules.Env, c *testCase) string {
 }
 
 func rendered(r renderedExpect) outputExpect {
-	return outputExpect{Key: r.Key, RoutingKey: r.RoutingKey, GroupID: r.GroupID, DedupID: r.DedupID}
+	return outputExpect{Key: r.Key, RoutingKey: r.RoutingKey, GroupID: r.GroupID, DedupID: r.DedupID, messageExpect: r.messageExpect}
 }
 
 // outputName names output i of a route's n in messages: "route eu" when
@@ -302,6 +304,7 @@ func diffRendered(diff *strings.Builder, what string, want outputExpect, have Re
 			fmt.Fprintf(diff, "    %s of %s:\n      expected: %q\n      got:      %s\n", f.field, what, *f.want, quoteOrUnset(f.got, f.has))
 		}
 	}
+	diffMessage(diff, what, &want.messageExpect, &have.Message)
 }
 
 func quoteOrUnset(s string, has bool) string {
@@ -325,7 +328,7 @@ func diffOutputs(diff *strings.Builder, route string, want []outputExpect, got R
 		// the event's (Outputs applied the rule to the event already).
 		rd := got.Rendered[i]
 		rd.Key, rd.HasKey = string(ev.Key), ev.Key != nil
-		diffRendered(diff, what, outputExpect{Key: w.Key, RoutingKey: w.RoutingKey, GroupID: w.GroupID, DedupID: w.DedupID}, rd)
+		diffRendered(diff, what, outputExpect{Key: w.Key, RoutingKey: w.RoutingKey, GroupID: w.GroupID, DedupID: w.DedupID, messageExpect: w.messageExpect}, rd)
 		for _, name := range sortedKeys(w.Headers) {
 			h, has := ev.Header(name)
 			switch want := w.Headers[name]; {

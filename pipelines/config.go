@@ -203,6 +203,12 @@ type Queue struct {
 	ReceiveWait               Duration `yaml:"receive_wait"`
 	FIFO                      bool     `yaml:"fifo"`
 	ContentBasedDeduplication bool     `yaml:"content_based_deduplication"`
+	// MaxPriority makes a priority queue (1..255, RabbitMQ's
+	// x-max-priority); PriorityAging raises a waiting message one level per
+	// interval; MessageTTL expires undelivered messages (docs/queues.md).
+	MaxPriority   int      `yaml:"max_priority"`
+	PriorityAging Duration `yaml:"priority_aging"`
+	MessageTTL    Duration `yaml:"message_ttl"`
 }
 
 // Exchange routes published events to queues through bindings.
@@ -294,6 +300,15 @@ type TargetConfig struct {
 	Queue   string `yaml:"queue"`
 	GroupID string `yaml:"group_id"`
 	DedupID string `yaml:"dedup_id"`
+
+	// Queue and exchange targets (docs/queues.md): the message's priority
+	// (integer), TTL and delay (durations), and request-reply attributes
+	// (bridge-reply-to, bridge-correlation-id).
+	Priority      string `yaml:"priority"`
+	TTL           string `yaml:"ttl"`
+	Delay         string `yaml:"delay"`
+	ReplyTo       string `yaml:"reply_to"`
+	CorrelationID string `yaml:"correlation_id"`
 
 	Kafka *KafkaTarget `yaml:"kafka"`
 	AMQP  *AMQPTarget  `yaml:"amqp"`

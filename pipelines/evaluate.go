@@ -1,6 +1,8 @@
 package pipelines
 
 import (
+	"errors"
+
 	"github.com/bridgeio/bridge/event"
 	"github.com/bridgeio/bridge/rules"
 )
@@ -76,6 +78,8 @@ func Evaluate(p *Pipeline, env *rules.Env, ev *event.Event) ([]*Route, error) {
 type Rendered struct {
 	Key, RoutingKey, GroupID, DedupID             string
 	HasKey, HasRoutingKey, HasGroupID, HasDedupID bool
+	// Queue and exchange targets: the message values (queuefields.go).
+	Message MessageValues
 }
 
 // Render evaluates t's key rules against env, which must already be reset
@@ -101,6 +105,14 @@ func (t *Target) Render(env *rules.Env, pipeline, route string) (Rendered, error
 			return Rendered{}, &RuleError{Pipeline: pipeline, Route: route, Rule: f.rule, Err: err}
 		}
 		*f.out, *f.has = s, ok
+	}
+	var err error
+	if r.Message, err = t.RenderMessage(env); err != nil {
+		var re *RuleError
+		if errors.As(err, &re) {
+			re.Pipeline, re.Route = pipeline, route
+		}
+		return Rendered{}, err
 	}
 	return r, nil
 }

@@ -102,6 +102,10 @@ type Target struct {
 	Connection, QueueURL   string
 	Key, RoutingKey        *rules.Program
 	GroupID, DedupID       *rules.Program
+	// Queue and exchange targets: priority (Int), ttl and delay
+	// (Duration), reply_to and correlation_id (String).
+	Priority, TTL, Delay   *rules.Program
+	ReplyTo, CorrelationID *rules.Program
 	// Kafka and AMQP are the target's settings as written, for the
 	// connector options that are not rules (compression, declare, ...).
 	Kafka *KafkaTarget
@@ -226,9 +230,13 @@ func (v *validator) deadLetter(p string, pc *PipelineConfig) *Target {
 		v.fail(p, ErrRequired, "set queue or topic")
 		return nil
 	}
-	v.unused(p, "dead_letter", map[string]bool{"key": tc.Key != "", "exchange": tc.Exchange != "",
+	unused := map[string]bool{"key": tc.Key != "", "exchange": tc.Exchange != "",
 		"routing_key": tc.RoutingKey != "", "group_id": tc.GroupID != "", "dedup_id": tc.DedupID != "",
-		"kafka": tc.Kafka != nil, "amqp": tc.AMQP != nil, "sqs": tc.SQS != nil})
+		"kafka": tc.Kafka != nil, "amqp": tc.AMQP != nil, "sqs": tc.SQS != nil}
+	for name, set := range tc.messageFields() {
+		unused[name] = set
+	}
+	v.unused(p, "dead_letter", unused)
 	return &t
 }
 
@@ -255,6 +263,9 @@ func (v *validator) target(p string, tc *TargetConfig, t *Target) bool {
 		return false
 	}
 	exprs := map[string]bool{"key": tc.Key != "", "routing_key": tc.RoutingKey != "", "group_id": tc.GroupID != "", "dedup_id": tc.DedupID != ""}
+	for name, set := range tc.messageFields() {
+		exprs[name] = set
+	}
 	used := func(names ...string) {
 		for _, n := range names {
 			delete(exprs, n)
@@ -273,14 +284,18 @@ func (v *validator) target(p string, tc *TargetConfig, t *Target) bool {
 				v.required(p+".routing_key", tc.RoutingKey)
 			}
 		}
-		used("routing_key")
+		v.messageRules(p, tc, t, nil)
+		used(append([]string{"routing_key"}, messageFieldNames...)...)
 	case "queue":
 		*t = Target{Kind: TargetQueue, Queue: tc.Queue,
 			GroupID: v.compile(p+".group_id", tc.GroupID, rules.String), DedupID: v.compile(p+".dedup_id", tc.DedupID, rules.String)}
+		var q *Queue
 		if v.ref(p+".queue", "queue", tc.Queue, v.queueNames()) {
-			v.fifoKeys(p, v.cfg.Broker.Queues[tc.Queue].FIFO, tc.GroupID, tc.DedupID)
+			q = v.cfg.Broker.Queues[tc.Queue]
+			v.fifoKeys(p, q.FIFO, tc.GroupID, tc.DedupID)
 		}
-		used("group_id", "dedup_id")
+		v.messageRules(p, tc, t, q)
+		used(append([]string{"group_id", "dedup_id"}, messageFieldNames...)...)
 	case "kafka":
 		v.kafkaTarget(p+".kafka", tc.Kafka, t)
 		used()

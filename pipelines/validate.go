@@ -368,6 +368,7 @@ func (v *validator) broker() {
 		v.between(p+".delay", q.Delay, 0, 15*time.Minute)
 		v.between(p+".receive_wait", q.ReceiveWait, 0, 20*time.Second)
 		v.positive(p+".max_message_size", int64(q.MaxMessageSize))
+		v.queueExtensions(p, q)
 		if q.MaxReceiveCount < 0 {
 			v.fail(p+".max_receive_count", ErrInvalid, "must not be negative")
 		}

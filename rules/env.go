@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -167,6 +168,65 @@ func (p *Program) EvalBool(e *Env) (ok bool, err error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("rules: %q yields %T, not bool", p.src, out)
+}
+
+// EvalInt runs an Int rule. A nil result is ok=false (absent). An integral
+// float (JSON numbers are floats) is accepted; anything else is an error.
+func (p *Program) EvalInt(e *Env) (n int64, ok bool, err error) {
+	out, err := p.run(e)
+	if err != nil || out == nil {
+		return 0, false, err
+	}
+	switch v := out.(type) {
+	case int:
+		return int64(v), true, nil
+	case int64:
+		return v, true, nil
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return int64(v), true, nil
+		}
+		return 0, false, fmt.Errorf("rules: %q yields %v, not an integer", p.src, v)
+	}
+	if rv := reflect.ValueOf(out); rv.CanInt() {
+		return rv.Int(), true, nil
+	} else if rv.CanUint() && rv.Uint() < 1<<63 {
+		return int64(rv.Uint()), true, nil
+	}
+	return 0, false, fmt.Errorf("rules: %q yields %T, not an integer", p.src, out)
+}
+
+// EvalDuration runs a Duration rule: a time.Duration as is, a number as
+// seconds, a string parsed as a Go duration ("90s"). A nil result is
+// ok=false (absent); a negative duration is an error.
+func (p *Program) EvalDuration(e *Env) (d time.Duration, ok bool, err error) {
+	out, err := p.run(e)
+	if err != nil || out == nil {
+		return 0, false, err
+	}
+	switch v := out.(type) {
+	case time.Duration:
+		d = v
+	case int:
+		d = time.Duration(v) * time.Second
+	case int64:
+		d = time.Duration(v) * time.Second
+	case float64:
+		if math.IsNaN(v) || math.Abs(v) > float64(math.MaxInt64/int64(time.Second)) {
+			return 0, false, fmt.Errorf("rules: %q yields %v, not a duration", p.src, v)
+		}
+		d = time.Duration(v * float64(time.Second))
+	case string:
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, false, fmt.Errorf("rules: %q: %w", p.src, err)
+		}
+	default:
+		return 0, false, fmt.Errorf("rules: %q yields %T, not a duration", p.src, out)
+	}
+	if d < 0 {
+		return 0, false, fmt.Errorf("rules: %q yields %v: a duration cannot be negative", p.src, d)
+	}
+	return d, true, nil
 }
 
 // EvalString runs a rule and renders its result as text: a string as is,

@@ -34,6 +34,13 @@ const (
 	Value
 	// List rules: a transform's split. The result must be an array.
 	List
+	// Int rules: a queue target's priority. The result must be an integer
+	// (an integral number).
+	Int
+	// Duration rules: a queue target's ttl and delay. The result is a
+	// duration (duration("5m")), a number of seconds, or a string Go
+	// parses as a duration ("90s").
+	Duration
 )
 
 func (k Kind) String() string {
@@ -46,6 +53,10 @@ func (k Kind) String() string {
 		return "value"
 	case List:
 		return "array"
+	case Int:
+		return "integer"
+	case Duration:
+		return "duration"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -190,7 +201,7 @@ type names struct {
 }
 
 func compile(src string, kind Kind, proto any, known []string, extra names, uuidBase int) (*Program, error) {
-	if kind < Bool || kind > List {
+	if kind < Bool || kind > Duration {
 		return nil, fmt.Errorf("rules: unknown kind %d", int(kind))
 	}
 	if strings.TrimSpace(src) == "" {
@@ -276,6 +287,21 @@ func checkKind(kind Kind, n ast.Node) error {
 		switch t.Kind() {
 		case reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
 			return &CompileError{Line: 1, Column: 1, Msg: t.String() + " has no JSON form"}
+		}
+	case Int:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		default:
+			return &CompileError{Line: 1, Column: 1, Msg: "expected integer, but got " + t.String() + " (convert with int())"}
+		}
+	case Duration:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64, reflect.String:
+			// time.Duration is an int64 kind; numbers are seconds, strings Go durations.
+		default:
+			return &CompileError{Line: 1, Column: 1, Msg: "expected duration, number of seconds or duration string, but got " + t.String()}
 		}
 	}
 	return nil

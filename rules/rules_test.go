@@ -485,3 +485,92 @@ func TestInternTableBounded(t *testing.T) {
 		t.Fatal("long string was interned")
 	}
 }
+
+// TestIntAndDurationRules: the kinds of a queue target's priority, ttl and
+// delay rules: checked at compile time where the type is known, converted
+// at run time.
+func TestIntAndDurationRules(t *testing.T) {
+	ev := event.Event{Value: []byte(`{"p":7,"half":2.5,"ttl":"90s","n":30,"neg":-3,"s":"x"}`),
+		Headers: []event.Header{{Key: "prio", Value: []byte("4")}}}
+	env := NewEnv()
+	env.Reset(&ev)
+	ints := []struct {
+		src     string
+		want    int64
+		absent  bool
+		compile bool // a compile error
+		runErr  bool
+	}{
+		{src: "body.p", want: 7},
+		{src: "3", want: 3},
+		{src: `int(headers["prio"])`, want: 4},
+		{src: "body.missing", absent: true},
+		{src: "body.half", runErr: true},
+		{src: "body.s", runErr: true},
+		{src: `"high"`, compile: true},
+		{src: "true", compile: true},
+	}
+	for _, tc := range ints {
+		t.Run("int/"+tc.src, func(t *testing.T) {
+			p, err := Compile(tc.src, Int)
+			if tc.compile {
+				if err == nil {
+					t.Fatal("compiled")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, ok, err := p.EvalInt(env)
+			switch {
+			case tc.runErr:
+				if err == nil {
+					t.Fatalf("= %d, want an error", n)
+				}
+			case err != nil || ok == tc.absent || n != tc.want:
+				t.Fatalf("= %d, %v, %v; want %d", n, ok, err, tc.want)
+			}
+		})
+	}
+	durations := []struct {
+		src     string
+		want    time.Duration
+		compile bool
+		runErr  bool
+	}{
+		{src: `duration("5m")`, want: 5 * time.Minute},
+		{src: "body.n", want: 30 * time.Second},
+		{src: "body.half", want: 2500 * time.Millisecond},
+		{src: "body.ttl", want: 90 * time.Second},
+		{src: "45", want: 45 * time.Second},
+		{src: `"1h"`, want: time.Hour},
+		{src: "body.neg", runErr: true},
+		{src: "body.s", runErr: true},
+		{src: "true", compile: true},
+		{src: "[1]", compile: true},
+	}
+	for _, tc := range durations {
+		t.Run("duration/"+tc.src, func(t *testing.T) {
+			p, err := Compile(tc.src, Duration)
+			if tc.compile {
+				if err == nil {
+					t.Fatal("compiled")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, ok, err := p.EvalDuration(env)
+			switch {
+			case tc.runErr:
+				if err == nil {
+					t.Fatalf("= %v, want an error", d)
+				}
+			case err != nil || !ok || d != tc.want:
+				t.Fatalf("= %v, %v, %v; want %v", d, ok, err, tc.want)
+			}
+		})
+	}
+}

@@ -351,7 +351,8 @@ func declareBroker(cfg *pipelines.Config, qm *queue.Manager) (*engine.Broker, er
 		qc := queue.Config{Name: name, FIFO: q.FIFO, ContentBasedDeduplication: q.ContentBasedDeduplication,
 			VisibilityTimeout: time.Duration(q.VisibilityTimeout), Delay: time.Duration(q.Delay),
 			Retention: time.Duration(q.Retention), MaxMessageSize: int(q.MaxMessageSize),
-			ReceiveWait: time.Duration(q.ReceiveWait), DeadLetterQueue: q.DeadLetterQueue, MaxReceiveCount: q.MaxReceiveCount}
+			ReceiveWait: time.Duration(q.ReceiveWait), DeadLetterQueue: q.DeadLetterQueue, MaxReceiveCount: q.MaxReceiveCount,
+			MaxPriority: q.MaxPriority, PriorityAging: time.Duration(q.PriorityAging), MessageTTL: time.Duration(q.MessageTTL)}
 		if existing, err := qm.Get(name); err == nil {
 			// Config wins over what an earlier run stored.
 			if err := existing.SetConfig(qc); err != nil {
