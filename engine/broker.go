@@ -58,6 +58,13 @@ type QueueDepth struct {
 	InFlight        int    `json:"in_flight"`
 	Delayed         int    `json:"delayed"`
 	DeadLetterQueue string `json:"dead_letter_queue,omitempty"`
+	// Beyond SQS (docs/queues.md): the queue's settings, and messages whose
+	// TTL ended since the process started.
+	MaxPriority         int    `json:"max_priority,omitempty"`
+	MessageTTL          string `json:"message_ttl,omitempty"`
+	IdleTimeout         string `json:"idle_timeout,omitempty"` // a temporary queue
+	ExpiredDropped      int64  `json:"expired_dropped"`
+	ExpiredDeadLettered int64  `json:"expired_dead_lettered"`
 }
 
 // ErrUnknownQueue is returned by Redrive for a queue that does not exist.
@@ -73,8 +80,16 @@ func (b *Broker) QueueDepths() []QueueDepth {
 			continue // deleted meanwhile
 		}
 		st, cfg := q.Stats(), q.Config()
-		out = append(out, QueueDepth{Name: n, FIFO: cfg.FIFO, Visible: st.Visible, InFlight: st.InFlight,
-			Delayed: st.Delayed, DeadLetterQueue: cfg.DeadLetterQueue})
+		d := QueueDepth{Name: n, FIFO: cfg.FIFO, Visible: st.Visible, InFlight: st.InFlight,
+			Delayed: st.Delayed, DeadLetterQueue: cfg.DeadLetterQueue, MaxPriority: cfg.MaxPriority,
+			ExpiredDropped: st.ExpiredDropped, ExpiredDeadLettered: st.ExpiredDeadLettered}
+		if cfg.MessageTTL > 0 {
+			d.MessageTTL = cfg.MessageTTL.String()
+		}
+		if cfg.IdleTimeout > 0 {
+			d.IdleTimeout = cfg.IdleTimeout.String()
+		}
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

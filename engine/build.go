@@ -34,6 +34,9 @@ func Build(plan *pipelines.Plan, deps Deps) (*Engine, error) {
 		opts.ShutdownTimeout = time.Duration(plan.Config.ShutdownTimeout)
 	}
 	e := newEngine(deps.Backbone, opts)
+	if deps.Broker != nil {
+		e.replays.queues = deps.Broker.Queues
+	}
 	var errs []error
 	for _, p := range plan.Pipelines {
 		routes, err := buildRoutes(plan, p, deps, e)

@@ -53,6 +53,7 @@ type Engine struct {
 	byName    map[string]*pipeline
 	closers   []func(context.Context) error
 	started   atomic.Bool
+	replays   replayTasks // route replays (replay.go)
 }
 
 // pipeline is the runtime of one configured pipeline.
@@ -117,6 +118,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
+	e.replays.begin(hard)
 
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
@@ -160,8 +162,10 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	// Soft stop: cursors see ctx done, finish their batch and return. If they
-	// take longer than the shutdown timeout, cancel their sends.
+	// take longer than the shutdown timeout, cancel their sends. Route
+	// replays are cancelled (they are not resumed; see replay.go).
 	stopTimer := time.AfterFunc(e.opts.ShutdownTimeout, cancelHard)
+	e.replays.stop()
 	wg.Wait()
 	stopTimer.Stop()
 	<-committerDone

@@ -42,7 +42,8 @@ func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 			depths := b.QueueDepths()
 			out := make([]telemetry.QueueDepth, len(depths))
 			for i, d := range depths {
-				out[i] = telemetry.QueueDepth{Queue: d.Name, Visible: d.Visible, InFlight: d.InFlight, Delayed: d.Delayed}
+				out[i] = telemetry.QueueDepth{Queue: d.Name, Visible: d.Visible, InFlight: d.InFlight, Delayed: d.Delayed,
+					ExpiredDropped: d.ExpiredDropped, ExpiredDeadLettered: d.ExpiredDeadLettered}
 			}
 			return out
 		}

@@ -76,7 +76,11 @@ func buildFromYAML(t *testing.T, src string) (*Engine, *memBackbone, *queue.Mana
 		}
 		broker.AddExchange(x, "")
 	}
-	b := newMemBackbone(map[string]int{"in": 1})
+	topics := map[string]int{}
+	for name, tc := range plan.Config.Backbone.Topics {
+		topics[name] = tc.Partitions
+	}
+	b := newMemBackbone(topics)
 	e, err := Build(plan, Deps{Backbone: b, Broker: broker, Options: Options{CommitInterval: 5 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {

@@ -320,9 +320,19 @@ func TestBrokerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer qm.Close()
-	if _, err := qm.Create(queue.Config{Name: "work"}); err != nil {
+	work, err := qm.Create(queue.Config{Name: "work"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := work.Send(context.Background(), []queue.SendInput{{Body: []byte("stale"), TTL: time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error { // the flusher's sweep drops it
+		if work.Stats().ExpiredDropped != 1 {
+			return errors.New("not expired yet")
+		}
+		return nil
+	})
 	broker := NewBroker(qm)
 	x, err := exchange.New("orders", exchange.Direct, []exchange.Binding{{Queue: "work", Key: "eu"}})
 	if err != nil {
@@ -351,6 +361,8 @@ func TestBrokerMetrics(t *testing.T) {
 		{`bridge_queue_messages{bridge_queue="work",bridge_state="visible",messaging_system="bridge"}`, 2},
 		{`bridge_queue_messages{bridge_queue="work",bridge_state="in_flight",messaging_system="bridge"}`, 0},
 		{`bridge_exchange_unroutable_total{messaging_destination_name="orders",messaging_system="bridge"}`, 1},
+		{`bridge_queue_expired_total{bridge_outcome="dropped",bridge_queue="work",messaging_system="bridge"}`, 1},
+		{`bridge_queue_expired_total{bridge_outcome="dead_lettered",bridge_queue="work",messaging_system="bridge"}`, 0},
 	} {
 		if got, ok := metricValue(text, tc.series); !ok || got != tc.want {
 			t.Errorf("%s = %v (found %v), want %v", tc.series, got, ok, tc.want)

@@ -497,39 +497,33 @@ func cmdRedrive(ctx context.Context, args []string) error {
 }
 
 // cmdReplay: bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]
+// rewinds the pipeline's checkpoint; with --route R it re-sends a range of
+// the log through that route instead (route replay, replay.go).
 func cmdReplay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	addr, token, output := clientFlags(fs)
-	from := fs.String("from", "", "earliest | latest | RFC3339 time | PARTITION:OFFSET[,PARTITION:OFFSET...]")
+	from := fs.String("from", "", "earliest | latest | RFC3339 time | PARTITION:OFFSET[,PARTITION:OFFSET...] (with --route also OFFSET: every partition)")
+	rf := routeReplayFlags(fs)
 	name, _, err := parseWithTopic(fs, args, "replay PIPELINE --from ...")
 	if err != nil {
 		return err
 	}
-	body := map[string]any{}
-	switch {
-	case *from == "":
+	c := newClient(*addr, *token)
+	if rf.route != "" {
+		return routeReplay(ctx, c, name, *from, rf, *output)
+	}
+	if rf.used() {
+		return errors.New("--to, --rate, --dlq and --detach replay through a route: give --route")
+	}
+	if *from == "" {
 		return errors.New("replay needs --from")
-	case *from == "earliest" || *from == "latest":
-		body["from"] = *from
-	case strings.Contains(*from, ":") && !strings.Contains(*from, "T"):
-		offs := map[string]int64{}
-		for _, part := range strings.Split(*from, ",") {
-			p, o, ok := strings.Cut(part, ":")
-			n, err := strconv.ParseInt(o, 10, 64)
-			if !ok || err != nil {
-				return fmt.Errorf("--from %q: want PARTITION:OFFSET", part)
-			}
-			offs[p] = n
-		}
-		body["offset"] = offs
-	default:
-		if _, err := time.Parse(time.RFC3339Nano, *from); err != nil {
-			return fmt.Errorf("--from %q: want earliest, latest, an RFC3339 time or PARTITION:OFFSET", *from)
-		}
-		body["timestamp"] = *from
+	}
+	body, err := replayBound(*from)
+	if err != nil {
+		return fmt.Errorf("--from %w", err)
 	}
 	var out map[string]any
-	if err := newClient(*addr, *token).do(ctx, "POST", "/v1/pipelines/"+url.PathEscape(name)+"/replay", body, &out); err != nil {
+	if err := c.do(ctx, "POST", "/v1/pipelines/"+url.PathEscape(name)+"/replay", body, &out); err != nil {
 		return err
 	}
 	if *output == "json" {
@@ -537,4 +531,29 @@ func cmdReplay(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("pipeline %s rewound: %v\n", name, out["offsets"])
 	return nil
+}
+
+// replayBound turns a --from or --to value into the API's form:
+// {"from": earliest|latest}, {"offset": {P: O}} or {"timestamp": T}.
+func replayBound(v string) (map[string]any, error) {
+	switch {
+	case v == "earliest" || v == "latest":
+		return map[string]any{"from": v}, nil
+	case strings.Contains(v, ":") && !strings.Contains(v, "T"):
+		offs := map[string]int64{}
+		for _, part := range strings.Split(v, ",") {
+			p, o, ok := strings.Cut(part, ":")
+			n, err := strconv.ParseInt(o, 10, 64)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("%q: want PARTITION:OFFSET", part)
+			}
+			offs[p] = n
+		}
+		return map[string]any{"offset": offs}, nil
+	default:
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			return nil, fmt.Errorf("%q: want earliest, latest, an RFC3339 time or PARTITION:OFFSET", v)
+		}
+		return map[string]any{"timestamp": v}, nil
+	}
 }

@@ -28,7 +28,10 @@ Usage:
   bridge tail TOPIC [--from earliest|latest|OFFSET|RFC3339] [--follow] [--partition N] [--filter EXPR]
             [--transform FILE [--pipeline NAME]]   (preview a pipeline's outputs; nothing is sent)
   bridge topics | bridge pipelines | bridge queues [redrive DLQ [--to QUEUE]]
-  bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]
+  bridge replay PIPELINE --from earliest|latest|RFC3339|P:O[,P:O...]       (rewind the checkpoint)
+  bridge replay PIPELINE --route R --from OFFSET|RFC3339|P:O[,...] [--to ...] [--rate N] [--detach]
+  bridge replay PIPELINE --route R --dlq QUEUE [--rate N]   (re-send through one route; the checkpoint stays)
+  bridge replays [ID] | bridge replays cancel ID
   bridge dlq list [--pipeline P] [--filter EXPR] | dlq show ID | dlq redrive [--filter EXPR] [--to T] [--rate N]
   bridge migrate --from URL --to URL [--verify] [--report FILE] [--filter EXPR] [--key EXPR] [--follow|--limit N]
   bridge version
@@ -69,6 +72,8 @@ func realMain(args []string) int {
 		err = cmdQueues(ctx, rest)
 	case "replay":
 		err = cmdReplay(ctx, rest)
+	case "replays":
+		err = cmdReplays(ctx, rest)
 	case "dlq":
 		err = cmdDLQ(ctx, rest)
 	case "migrate":

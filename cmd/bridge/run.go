@@ -220,7 +220,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	defer closeConsole()
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
 		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
-		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con}) // telemetry: ingest spans, /metrics; /v1/deadletters
+		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con, // telemetry: ingest spans, /metrics; /v1/deadletters
+		Replays: eng}) // route replays: /v1/pipelines/{name}/replays, /v1/replays
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)

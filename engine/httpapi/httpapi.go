@@ -75,6 +75,9 @@ type Options struct {
 	Telemetry *telemetry.Telemetry
 	// DeadLetters serves /v1/deadletters; nil lists none.
 	DeadLetters DeadLetters
+	// Replays serves route replays (/v1/pipelines/{name}/replays,
+	// /v1/replays); nil: none.
+	Replays RouteReplays
 	// Console, when set, serves /console and everything below it (the web
 	// console does its own auth with the same tokens and roles).
 	Console http.Handler
@@ -106,6 +109,7 @@ func New(opts Options) *Server {
 	s.handle("GET /v1/pipelines", RoleConsumer, s.listPipelines)
 	s.handle("GET /v1/pipelines/{name}", RoleConsumer, s.getPipeline)
 	s.handle("POST /v1/pipelines/{name}/replay", RoleAdmin, s.replay)
+	s.registerRouteReplays()
 	s.handle("GET /v1/queues", RoleConsumer, s.listQueues)
 	s.handle("POST /v1/queues/{dlq}/redrive", RoleAdmin, s.redrive)
 	s.handle("GET /v1/deadletters", RoleConsumer, s.listDeadLetters)

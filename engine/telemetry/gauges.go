@@ -18,6 +18,10 @@ type PartitionLag struct {
 type QueueDepth struct {
 	Queue                      string
 	Visible, InFlight, Delayed int
+	// ExpiredDropped and ExpiredDeadLettered count messages whose TTL
+	// ended, dropped (no dead-letter queue) or moved to the dead-letter
+	// queue, since the process started.
+	ExpiredDropped, ExpiredDeadLettered int64
 }
 
 // LogPartition is one backbone partition's size on disk.
@@ -57,7 +61,9 @@ type Observers struct {
 // ({message}), bridge.queue.messages ({message}, by bridge.state visible,
 // in_flight, delayed), bridge.log.size (By) and bridge.log.segments
 // ({segment}), and the counters bridge.source.events and bridge.source.errors
-// ({message}, {error}), and bridge.exchange.unroutable ({message}). The
+// ({message}, {error}), bridge.exchange.unroutable ({message}), and
+// bridge.queue.expired ({message}, by bridge.outcome dropped or
+// dead_lettered: messages whose TTL ended undelivered). The
 // returned function unregisters them. On a nil t it does
 // nothing.
 func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
@@ -84,6 +90,9 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 	unroutable, err := m.Int64ObservableCounter("bridge.exchange.unroutable", metric.WithUnit("{message}"),
 		metric.WithDescription("Events no binding of an embedded exchange matched (dropped or dead-lettered)."))
 	errs = append(errs, err)
+	expired, err := m.Int64ObservableCounter("bridge.queue.expired", metric.WithUnit("{message}"),
+		metric.WithDescription("Embedded queue messages whose TTL ended undelivered, dropped or dead-lettered."))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -101,6 +110,8 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 				obs.ObserveInt64(depth, int64(q.Visible), metric.WithAttributes(sys, name, AttrState.String("visible")))
 				obs.ObserveInt64(depth, int64(q.InFlight), metric.WithAttributes(sys, name, AttrState.String("in_flight")))
 				obs.ObserveInt64(depth, int64(q.Delayed), metric.WithAttributes(sys, name, AttrState.String("delayed")))
+				obs.ObserveInt64(expired, q.ExpiredDropped, metric.WithAttributes(sys, name, AttrOutcome.String("dropped")))
+				obs.ObserveInt64(expired, q.ExpiredDeadLettered, metric.WithAttributes(sys, name, AttrOutcome.String("dead_lettered")))
 			}
 		}
 		if o.Log != nil {
@@ -123,7 +134,7 @@ func (t *Telemetry) Observe(o Observers) (unregister func() error, err error) {
 			}
 		}
 		return nil
-	}, lag, depth, size, segments, srcEvents, srcErrors, unroutable)
+	}, lag, depth, size, segments, srcEvents, srcErrors, unroutable, expired)
 	if err != nil {
 		return nil, err
 	}

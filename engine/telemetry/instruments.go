@@ -24,6 +24,7 @@ const (
 	AttrMatched     = attribute.Key("bridge.matched")
 	AttrQueue       = attribute.Key("bridge.queue")
 	AttrState       = attribute.Key("bridge.state")
+	AttrOutcome     = attribute.Key("bridge.outcome")
 	AttrTopic       = attribute.Key("bridge.topic")
 )
 
