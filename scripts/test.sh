@@ -101,8 +101,10 @@ log "go vet"
 go vet ./...
 
 log "go test (race detector on)"
+# -parallel 4: the e2e chaos and soak tests spend most of their time waiting
+# for faults to act; four at a time use the cores the others leave idle.
 # -race on everything: every package of bridge has goroutines somewhere.
-go test -race -count=1 -timeout 25m "$@" ./...
+go test -race -count=1 -timeout 25m -parallel 4 "$@" ./...
 
 log "fuzz smoke runs"
 fuzztime=${FUZZTIME:-5s}
@@ -110,27 +112,55 @@ fuzztime=${FUZZTIME:-5s}
 # machine: a cache grown by long local fuzzing sessions makes the baseline
 # coverage pass outlast a 5 s run.
 go clean -fuzzcache
+
+# fuzz_one PKG TARGET: one smoke run with one fuzz worker. Go's fuzz
+# coordinator can run out its -fuzztime while a worker is still starting on a
+# loaded machine and report only "context deadline exceeded", with no failing
+# input. That is not a finding: run once more, longer. A real failure writes
+# its input and fails.
+fuzz_one() {
+	local pkg=$1 target=$2 out t
+	for attempt in 1 2; do
+		t=$fuzztime
+		if [ "$attempt" = 2 ]; then t=30s; fi
+		if out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" -parallel 1 "$pkg" 2>&1); then
+			log "fuzz $pkg $target ($t): ok"
+			return 0
+		fi
+		if [ "$attempt" = 1 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+			log "fuzz $target: the fuzzer timed out starting, not a failing input; once more"
+			continue
+		fi
+		echo "$out" | grep -v '^fuzz: elapsed' >&2
+		log "fuzz $pkg $target: FAILED"
+		return 1
+	done
+}
+
+targets=()
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-		log "fuzz $pkg $target ($fuzztime)"
-		for attempt in 1 2; do
-			t=$fuzztime
-			if [ "$attempt" = 2 ]; then t=30s; fi
-			if out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "$pkg" 2>&1); then
-				break
-			fi
-			# Go's fuzz coordinator can run out its -fuzztime while a worker is
-			# still starting on a loaded machine and report only "context
-			# deadline exceeded", with no failing input. That is not a finding:
-			# run once more, longer. A real failure writes its input and fails.
-			if [ "$attempt" = 1 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
-				log "fuzz $target: the fuzzer timed out starting, not a failing input; once more"
-				continue
-			fi
-			echo "$out" | grep -v '^fuzz: elapsed' >&2
-			exit 1
-		done
+		targets+=("$pkg $target")
 	done
 done
+# Two streams of one worker each keep both cores busy through the start-up
+# and link time of every run (about half the wall time of one stream).
+fuzz_stream() {
+	local i
+	for ((i = $1; i < ${#targets[@]}; i += 2)); do
+		# shellcheck disable=SC2086
+		fuzz_one ${targets[$i]} || return 1
+	done
+}
+fuzz_stream 0 &
+stream0=$!
+fuzz_stream 1 &
+stream1=$!
+fuzz_failed=
+wait "$stream0" || fuzz_failed=1
+wait "$stream1" || fuzz_failed=1
+if [ -n "$fuzz_failed" ]; then
+	exit 1
+fi
 log "all tests passed"

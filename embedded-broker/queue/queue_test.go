@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -722,5 +723,84 @@ func TestRedriveCancel(t *testing.T) {
 			t.Fatalf("Redrive = %d, %v; want 3 moved (at 0s, 1s, 2s) and the deadline", n, err)
 		}
 		wantStats(t, dlq, 2, 0, 0) // the batch taken at cancel went back
+	})
+}
+
+// TestBatchWakesByDemand: a batch sent to a queue with several parked
+// receivers wakes only as many as asked for it together, oldest first: ten
+// messages wake the one receiver that asked for ten, not every parked one
+// (the others would wake, find the batch taken and park again: a wasted
+// wake-up, lock and timer reset each, per batch). The batch still goes
+// whole to the receiver woken.
+func TestBatchWakesByDemand(t *testing.T) {
+	q := &Queue{}
+	park := func(maxes ...int) []*waiter {
+		ws := make([]*waiter, len(maxes))
+		for i, m := range maxes {
+			ws[i] = &waiter{ch: make(chan struct{}, 1), max: m}
+		}
+		q.waiters = append(q.waiters[:0], ws...)
+		return ws
+	}
+	for _, tc := range []struct {
+		name  string
+		maxes []int
+		n     int
+		want  int
+	}{
+		{"one asking ten takes a batch of ten", []int{10, 10, 10, 10}, 10, 1},
+		{"a batch larger than one's demand", []int{10, 10, 10, 10}, 15, 2},
+		{"receivers of one each", []int{1, 1, 1, 1}, 3, 3},
+		{"more than all ask for", []int{2, 2}, 10, 2},
+		{"every waiter", []int{10, 1, 5}, -1, 3},
+		{"a waiter with no demand counts as one", []int{0, 0, 0}, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := park(tc.maxes...)
+			got := q.takeWaitersLocked(tc.n)
+			if len(got) != tc.want || len(q.waiters) != len(ws)-tc.want {
+				t.Fatalf("took %d, left %d; want %d taken, oldest first", len(got), len(q.waiters), tc.want)
+			}
+			for i, w := range got {
+				if w != ws[i] {
+					t.Fatalf("waiter %d taken out of order", i)
+				}
+			}
+		})
+	}
+
+	synctest.Test(t, func(t *testing.T) {
+		m := openMem(t, nil, "always")
+		defer m.Close()
+		q := mustCreate(t, m, Config{Name: "demand"})
+		got := make(chan int, 4)
+		for range 4 {
+			go func() {
+				msgs, _ := q.Receive(context.Background(), 10, time.Minute, 20*time.Second)
+				got <- len(msgs)
+			}()
+		}
+		synctest.Wait()
+		batch := make([]string, 10)
+		for i := range batch {
+			batch[i] = "m" + strconv.Itoa(i)
+		}
+		sendBodies(t, q, batch...)
+		synctest.Wait()
+		q.mu.Lock()
+		parked := len(q.waiters)
+		q.mu.Unlock()
+		if n := len(got); n != 1 || parked != 3 {
+			t.Fatalf("after a batch of 10: %d receivers returned, %d parked; want 1 and 3", n, parked)
+		}
+		if n := <-got; n != 10 {
+			t.Fatalf("the woken receiver got %d messages; want 10", n)
+		}
+		time.Sleep(21 * time.Second) // the others time out empty
+		for range 3 {
+			if n := <-got; n != 0 {
+				t.Fatalf("a receiver that was not woken got %d", n)
+			}
+		}
 	})
 }

@@ -57,7 +57,7 @@ func (q *Queue) receive(ctx context.Context, max int, visibility, wait time.Dura
 		q.touch(q.m.now()) // the end of a long poll is a use (IdleTimeout)
 	}()
 	var deadlineAt time.Time
-	w := &waiter{ch: make(chan struct{}, 1)}
+	w := &waiter{ch: make(chan struct{}, 1), max: max}
 	for {
 		now := q.m.now()
 		q.lastUsed.Store(now.UnixNano())
@@ -109,13 +109,13 @@ func (q *Queue) receive(ctx context.Context, max int, visibility, wait time.Dura
 
 // dropWaiter unregisters a receiver that is leaving without messages. If
 // it had already been picked to wake (so it is no longer registered), the
-// wake-up is passed on: the message that caused it is still there, and
-// another parked receiver should get it now rather than at its timeout.
+// wake-up is passed on: the messages it was woken for are still there, and
+// other parked receivers should get them now rather than at their timeout.
 func (q *Queue) dropWaiter(w *waiter) {
 	q.mu.Lock()
 	var wake []*waiter
 	if !q.removeWaiterLocked(w) {
-		wake = q.takeWaitersLocked(1)
+		wake = q.takeWaitersLocked(max(w.max, 1))
 	}
 	q.mu.Unlock()
 	wakeAll(wake)
