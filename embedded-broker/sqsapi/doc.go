@@ -64,6 +64,17 @@
 //     500 InternalError with fault Receiver, which the SDK retries, and are
 //     logged at Error.
 //
+// # Beyond SQS
+//
+// bridge's queue features beyond SQS travel in the unchanged protocol
+// (extensions.go, docs/queues.md): message attributes bridge-priority,
+// bridge-ttl, bridge-delay (past DelaySeconds' 900 s), bridge-reply-to and
+// bridge-correlation-id; queue attributes bridge-max-priority,
+// bridge-priority-aging and bridge-message-ttl; and the CreateQueue tag
+// bridge-temporary, which makes a queue that is deleted once idle (an RPC
+// client's reply queue). Both codecs carry them: they are attributes and
+// tags like any other, read by the handlers.
+//
 // # Deviations from SQS
 //
 //   - One account (000000000000) and one region per server; queue URLs are
@@ -73,7 +84,8 @@
 //     without the FifoQueue attribute; FifoQueue=true on another name, or
 //     false on a ".fifo" name, is InvalidParameterValue.
 //   - CreateQueue on an existing queue compares only the attributes given
-//     (as SQS does in practice); tags are accepted and ignored.
+//     (as SQS does in practice); tags are accepted and ignored, but for
+//     bridge-temporary, which is compared like an attribute.
 //   - Policy, KMS/SSE, DeduplicationScope, FifoThroughputLimit and
 //     RedriveAllowPolicy attributes are accepted and ignored, and not
 //     returned. StringListValues/BinaryListValues (never implemented by SQS

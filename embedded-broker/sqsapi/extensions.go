@@ -2,6 +2,7 @@ package sqsapi
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ const (
 // extensionQueueAttributes are the readable queue attributes bridge adds;
 // GetQueueAttributes with All returns those that are set.
 var extensionQueueAttributes = []string{attrMaxPriority, attrPriorityAging, attrMessageTTL}
+
+// queueAttributeOrder is the order of every readable queue attribute in an
+// answer: SQS's, then bridge's.
+var queueAttributeOrder = append(slices.Clone(readableQueueAttributes), extensionQueueAttributes...)
 
 // parseTime reads a time in seconds ("90", "0.25") or a Go duration
 // ("1500ms"). Negative, NaN and values past 100 years are refused.

@@ -115,7 +115,7 @@ func appendXMLResult(out []byte, action string, result any) ([]byte, *apiError) 
 		out = appendXMLURLs(out, r.QueueUrls, r.NextToken)
 	case *attributesResponse:
 		// In GetQueueAttributes' "All" order, so answers are stable.
-		for _, name := range readableQueueAttributes {
+		for _, name := range queueAttributeOrder {
 			if v, ok := r.Attributes[name]; ok {
 				out = appendXMLNameValue(out, "Attribute", name, v)
 			}
