@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,4 +275,24 @@ func TestRouteReplayErrors(t *testing.T) {
 	if _, err := idle.StartRouteReplay("p", RouteReplay{Route: "queue:jobs", From: ReplayFrom{Earliest: true}}); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("replay before Run: %v", err)
 	}
+}
+
+// FuzzEventPosition: parsing a dead letter's bridge-event-id never panics
+// and yields only non-negative positions whose id names the same topic.
+func FuzzEventPosition(f *testing.F) {
+	for _, s := range []string{"in/0/5", "in/1/123456789", "other/0/1", "in/-1/5", "in/0/-5", "in//5", "/0/0", "in/0/", "a/b/in/0/1", "in/99999999999/1"} {
+		f.Add(s, "in")
+	}
+	f.Fuzz(func(t *testing.T, id, topic string) {
+		p, o, ok := eventPosition([]queue.Attribute{{Name: event.HeaderEventID, DataType: "String", Value: []byte(id)}}, topic)
+		if !ok {
+			return
+		}
+		if p < 0 || o < 0 || !strings.HasPrefix(id, topic+"/") {
+			t.Fatalf("eventPosition(%q, %q) = %d, %d", id, topic, p, o)
+		}
+		if again, err := strconv.ParseInt(id[strings.LastIndexByte(id, '/')+1:], 10, 64); err != nil || again != o {
+			t.Fatalf("offset %d of %q", o, id)
+		}
+	})
 }

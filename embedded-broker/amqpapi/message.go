@@ -263,7 +263,7 @@ func deliveryForm(m *queue.Message, queueName string) (exchangeName, key string,
 	for _, a := range m.SystemAttributes {
 		if a.Name == envelopeAttribute {
 			if env, err := decodeEnvelope(a.Value); err == nil {
-				return env.exchange, env.routingKey, env.properties
+				return env.exchange, env.routingKey, deadLetterProperties(m, env.properties)
 			}
 		}
 	}
@@ -287,6 +287,23 @@ func deliveryForm(m *queue.Message, queueName string) (exchangeName, key string,
 		p.Priority = uint8(m.Priority)
 	}
 	return defaultExchange, queueName, p.Append(nil)
+}
+
+// deadLetterProperties removes the expiration property of a message that
+// was dead-lettered, as RabbitMQ does, so that a consumer republishing it
+// does not have it expire again. Other messages' properties are returned
+// as stored, without re-encoding.
+func deadLetterProperties(m *queue.Message, props []byte) []byte {
+	if m.DeadLetterSource == "" {
+		return props
+	}
+	p, err := wire.DecodeProperties(props)
+	if err != nil || p.Flags&wire.BasicFlagExpiration == 0 {
+		return props
+	}
+	p.Flags &^= wire.BasicFlagExpiration
+	p.Expiration = ""
+	return p.Append(nil)
 }
 
 // setRequestReply maps bridge's request-reply attributes (sent over SQS or

@@ -163,6 +163,19 @@ func checkTTL(t *testing.T, conn *amqp.Connection, name string) {
 	if want := []string{"lower-wins", "own-ttl", "queue-ttl"}; !slices.Equal(bodies, want) {
 		t.Fatalf("dead letters = %v, want %v", bodies, want)
 	}
+	// The dead letters lost their expiration property (RabbitMQ removes it
+	// so that a republished dead letter does not expire again).
+	publishEach(t, ch, name, amqp.Publishing{Body: []byte("marked"), Expiration: "50"})
+	waitFor(t, 5*time.Second, func() error {
+		got := getAll(t, ch, dead)
+		if len(got) != 1 {
+			return fmt.Errorf("%d dead letters", len(got))
+		}
+		if got[0].Expiration != "" || string(got[0].Body) != "marked" {
+			t.Fatalf("dead letter %q has expiration %q", got[0].Body, got[0].Expiration)
+		}
+		return nil
+	})
 	// A message delivered before its TTL is not expired while it is held.
 	publishEach(t, ch, name, amqp.Publishing{Body: []byte("held"), Expiration: "200"})
 	d, ok, err := ch.Get(name, false)

@@ -219,6 +219,7 @@ func (t *topology) redeclareLocked(c *conn, m *wire.QueueDeclare, name string, q
 			return queueDeclared{}, err
 		}
 	}
+	q.Touch() // a redeclare is a use of a temporary (x-expires) queue
 	out := queueDeclared{name: name, messages: uint32(q.Stats().Visible)}
 	if qc := t.consumers[name]; qc != nil {
 		out.consumers = uint32(qc.n)

@@ -26,3 +26,8 @@ func (q *Queue) idle(now time.Time) bool {
 
 // touch records a use of q at now.
 func (q *Queue) touch(now time.Time) { q.lastUsed.Store(now.UnixNano()) }
+
+// Touch records a use of the queue that is not a send or a receive, for
+// IdleTimeout: an AMQP queue.declare of an existing queue counts as one, as
+// it does for RabbitMQ's x-expires.
+func (q *Queue) Touch() { q.touch(q.m.now()) }

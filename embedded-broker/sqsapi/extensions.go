@@ -58,17 +58,21 @@ var extensionQueueAttributes = []string{attrMaxPriority, attrPriorityAging, attr
 // answer: SQS's, then bridge's.
 var queueAttributeOrder = append(slices.Clone(readableQueueAttributes), extensionQueueAttributes...)
 
+// maxTime bounds the times parseTime accepts (the queue package bounds
+// each use further).
+const maxTime = 100 * 365 * 24 * time.Hour
+
 // parseTime reads a time in seconds ("90", "0.25") or a Go duration
 // ("1500ms"). Negative, NaN and values past 100 years are refused.
 func parseTime(s string) (time.Duration, bool) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if math.IsNaN(f) || f < 0 || f > 100*365*24*3600 {
+		if math.IsNaN(f) || f < 0 || f > maxTime.Seconds() {
 			return 0, false
 		}
 		return time.Duration(f * float64(time.Second)), true
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
+	if err != nil || d < 0 || d > maxTime {
 		return 0, false
 	}
 	return d, true

@@ -269,3 +269,25 @@ func mustQueue(t *testing.T, e *testEnv, name string) *queue.Queue {
 	}
 	return q
 }
+
+// FuzzParseTime: the time parser of bridge-ttl, bridge-delay and the queue
+// attributes never panics, never yields a negative or absurd duration, and
+// what formatSeconds writes reads back to within a microsecond.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"0", "90", "0.5", "1500ms", "2h", "-1", "NaN", "1e300", "+Inf", "3.000000001", "1h30m", "", "soon"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseTime(s)
+		if !ok {
+			return
+		}
+		if d < 0 || d > 100*365*24*time.Hour+time.Second {
+			t.Fatalf("parseTime(%q) = %v", s, d)
+		}
+		back, ok := parseTime(formatSeconds(d))
+		if diff := back - d; !ok || diff > time.Microsecond || diff < -time.Microsecond {
+			t.Fatalf("parseTime(%q) = %v; formatted %q reads back as %v, %v", s, d, formatSeconds(d), back, ok)
+		}
+	})
+}
