@@ -165,3 +165,46 @@ func intsFromNumbers(v any) any {
 func sameValue(a, b any) bool {
 	return reflect.DeepEqual(a, b) || fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
 }
+
+// FuzzIntDurationRules: the Int and Duration kinds (a queue target's
+// priority, ttl and delay) compile only what can yield their type, never
+// panic, and convert as documented: an Int result equals expr's own value,
+// a Duration is never negative.
+func FuzzIntDurationRules(f *testing.F) {
+	for _, s := range []string{`body.p`, `int(headers["h"])`, `body.t`, `duration("5m")`, `body.f`, `"90s"`, `3`, `-1`, `body.s`, `true`, `[1]`} {
+		f.Add(s, `{"p":7,"t":"1h","f":2.5,"s":"x"}`)
+	}
+	f.Fuzz(func(t *testing.T, src, value string) {
+		if strings.Contains(src, "now") || strings.Contains(src, "$env") || len(src) > 200 {
+			return
+		}
+		ev := &event.Event{Topic: "t", Value: []byte(value), Headers: []event.Header{{Key: "h", Value: []byte("4")}}, Timestamp: ts}
+		env := NewEnv()
+		env.Reset(ev)
+		if p, err := Compile(src, Int); err == nil {
+			n, ok, err := p.EvalInt(env)
+			if err == nil && ok {
+				out, _ := p.run(env)
+				switch v := out.(type) {
+				case float64:
+					if float64(n) != v {
+						t.Fatalf("%q: EvalInt %d, value %v", src, n, v)
+					}
+				case int:
+					if int64(v) != n {
+						t.Fatalf("%q: EvalInt %d, value %v", src, n, v)
+					}
+				}
+			}
+		} else if _, ok := err.(*CompileError); !ok {
+			t.Fatalf("Compile(%q, Int): %T %v", src, err, err)
+		}
+		if p, err := Compile(src, Duration); err == nil {
+			if d, ok, err := p.EvalDuration(env); err == nil && ok && d < 0 {
+				t.Fatalf("%q: negative duration %v", src, d)
+			}
+		} else if _, ok := err.(*CompileError); !ok {
+			t.Fatalf("Compile(%q, Duration): %T %v", src, err, err)
+		}
+	})
+}
