@@ -458,6 +458,12 @@ func cmdQueues(ctx context.Context, args []string) error {
 			Visible, Delayed int
 			InFlightJSON     int    `json:"in_flight"`
 			DeadLetterQueue  string `json:"dead_letter_queue"`
+			// docs/queues.md
+			MaxPriority         int    `json:"max_priority,omitempty"`
+			MessageTTL          string `json:"message_ttl,omitempty"`
+			IdleTimeout         string `json:"idle_timeout,omitempty"`
+			ExpiredDropped      int64  `json:"expired_dropped"`
+			ExpiredDeadLettered int64  `json:"expired_dead_lettered"`
 		} `json:"queues"`
 	}
 	if err := newClient(*addr, *token).do(ctx, "GET", "/v1/queues", nil, &out); err != nil {
@@ -467,9 +473,10 @@ func cmdQueues(ctx context.Context, args []string) error {
 		return printJSON(out)
 	}
 	tw := table()
-	fmt.Fprintln(tw, "QUEUE\tFIFO\tVISIBLE\tIN-FLIGHT\tDELAYED\tDEAD-LETTER-QUEUE")
+	fmt.Fprintln(tw, "QUEUE\tFIFO\tVISIBLE\tIN-FLIGHT\tDELAYED\tDEAD-LETTER-QUEUE\tMAX-PRIORITY\tTTL\tEXPIRED")
 	for _, q := range out.Queues {
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%d\t%s\n", q.Name, q.FIFO, q.Visible, q.InFlightJSON, q.Delayed, q.DeadLetterQueue)
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n", q.Name, q.FIFO, q.Visible, q.InFlightJSON, q.Delayed, q.DeadLetterQueue,
+			dashIfZero(q.MaxPriority), dashIfEmpty(q.MessageTTL), q.ExpiredDropped+q.ExpiredDeadLettered)
 	}
 	return tw.Flush()
 }
@@ -556,4 +563,18 @@ func replayBound(v string) (map[string]any, error) {
 		}
 		return map[string]any{"timestamp": v}, nil
 	}
+}
+
+func dashIfZero(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
