@@ -109,15 +109,6 @@ func (q *Queue) liveHeadLocked(level int) *message {
 	return nil
 }
 
-// readyLenLocked counts the entries of every level, stale ones included.
-func (q *Queue) readyLenLocked() int {
-	n := 0
-	for i := range q.ready {
-		n += q.ready[i].len()
-	}
-	return n
-}
-
 // rebuildReadyLocked re-files the visible messages after MaxPriority
 // changed (SetConfig), in seq order.
 func (q *Queue) rebuildReadyLocked() {
