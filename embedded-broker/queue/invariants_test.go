@@ -119,6 +119,26 @@ func checkInvariantsLocked(q *Queue) error {
 	return nil
 }
 
+// checkPriorityTaken: in a priority queue without aging, no message left
+// visible after a receive has a higher level than one the receive took.
+func checkPriorityTaken(q *Queue, got []Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cfg.MaxPriority == 0 || q.cfg.PriorityAging != 0 || len(got) == 0 {
+		return nil
+	}
+	lowest := q.cfg.MaxPriority
+	for _, m := range got {
+		lowest = min(lowest, m.Priority, q.cfg.MaxPriority)
+	}
+	for _, m := range q.msgs {
+		if m.state == stateVisible && q.levelLocked(m) > lowest {
+			return fmt.Errorf("message %d of level %d left visible, a receive took level %d", m.seq, q.levelLocked(m), lowest)
+		}
+	}
+	return nil
+}
+
 // TestRandomOperationsKeepInvariants drives random operations (sends,
 // receives, deletes, visibility changes, purges, time passing, restarts)
 // and checks the structural invariants after each, plus a model: the set of
@@ -130,6 +150,8 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 		// Priorities with aging, and TTLs: expired messages move to the
 		// DLQ, so the model still holds every message until deleted.
 		{Name: "prio", Retention: time.Hour, DeadLetterQueue: "dlq", MaxReceiveCount: 3, MaxPriority: 5, PriorityAging: 2 * time.Second, MessageTTL: 6 * time.Second},
+		// Without aging the order is checked too: a receive takes the best.
+		{Name: "prio-strict", Retention: time.Hour, DeadLetterQueue: "dlq", MaxReceiveCount: 3, MaxPriority: 3},
 		{Name: "ttl.fifo", FIFO: true, ContentBasedDeduplication: true, Retention: time.Hour, DeadLetterQueue: "dlq.fifo", MaxReceiveCount: 3, MessageTTL: 3 * time.Second},
 	} {
 		t.Run(cfg.Name, func(t *testing.T) {
@@ -168,6 +190,9 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 					case op < 60:
 						got := receive(t, q, 1+rng.IntN(10), time.Duration(rng.IntN(4))*time.Second)
 						handles = append(handles, got...)
+						if err := checkPriorityTaken(q, got); err != nil {
+							t.Fatalf("step %d: %v", step, err)
+						}
 					case op < 80 && len(handles) > 0:
 						i := rng.IntN(len(handles))
 						h := handles[i]
