@@ -109,6 +109,10 @@ func TestQueueFeaturesEndToEnd(t *testing.T) {
 		t.Fatalf("bridge replay --route: %v\n%s", err, out)
 	}
 	waitFor(t, 10*time.Second, visible(30))
+	list, err := exec.Command(binary, "replays", "--addr", in.httpURL).CombinedOutput()
+	if err != nil || !strings.Contains(string(list), "replay-1") || !strings.Contains(string(list), "done") {
+		t.Fatalf("bridge replays: %v\n%s", err, list)
+	}
 	msgs := receiveAll(t, client, url)
 	if len(msgs) != 30 {
 		t.Fatalf("rebuilt queue has %d messages", len(msgs))
