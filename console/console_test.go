@@ -42,7 +42,7 @@ func TestAuthRolesSessionsAndCSRF(t *testing.T) {
 	if got := text(find(t, doc, "div.error")); got != "unknown token" {
 		t.Fatalf("login error %q", got)
 	}
-	resp, _ = browser.post("/console/login", url.Values{"token": {"producer-token"}}, http.StatusUnauthorized)
+	browser.post("/console/login", url.Values{"token": {"producer-token"}}, http.StatusUnauthorized)
 	resp, _ = browser.post("/console/login", url.Values{"token": {"reader-token"}, "next": {"/console/queues"}}, http.StatusSeeOther)
 	if resp.Header.Get("Location") != "/console/queues" {
 		t.Fatalf("login redirect %q", resp.Header.Get("Location"))

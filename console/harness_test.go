@@ -248,7 +248,6 @@ type client struct {
 	t     testing.TB
 	base  string
 	token string
-	csrf  string
 	hc    *http.Client
 }
 

@@ -17,9 +17,8 @@ import (
 
 // recSink records what it acknowledged and fails on demand.
 type recSink struct {
-	mu   sync.Mutex
-	got  []event.Event
-	sent int
+	mu  sync.Mutex
+	got []event.Event
 	// fail decides per event whether it fails now (nil = never).
 	fail func(ev *event.Event, call int) error
 	// delay slows every Send (a slow target).

@@ -104,7 +104,7 @@ func (m *meteredSource) idle() <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		m.runMu.Lock()
-		m.runMu.Unlock() //nolint:staticcheck // an empty critical section: waiting for Run to return
+		m.runMu.Unlock() //lint:ignore SA2001 an empty critical section: waiting for Run to return
 		close(done)
 	}()
 	return done

@@ -249,7 +249,7 @@ func parseSQSName(raw string) (*Endpoint, error) {
 		return nil, errors.New("not a URL")
 	}
 	if u.Path != "" && u.Path != "/" {
-		return nil, errors.New("the queue name goes in the host part: sqs://QUEUE_NAME?endpoint=...&region=...")
+		return nil, errors.New("the queue name goes in the host part: sqs://QUEUE_NAME?endpoint=URL&region=REGION")
 	}
 	e := &Endpoint{Kind: KindSQS, QueueName: u.Host}
 	if err := sqsOptions(e, u); err != nil {

@@ -123,5 +123,3 @@ func expand(s string, lookup func(string) (string, bool)) (value string, n int, 
 func isEnvNameByte(c byte, first bool) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
 }
-
-func quote(s string) string { return `"` + s + `"` }

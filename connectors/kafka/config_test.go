@@ -102,7 +102,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"%v":     fmt.Sprintf("%v", cfg),
 		"%+v":    fmt.Sprintf("%+v", cfg),
 		"%#v":    fmt.Sprintf("%#v", *cfg.SASL),
-		"%s":     fmt.Sprintf("%s", *cfg.SASL),
+		"%s":     fmt.Sprintf("%s", *cfg.SASL), //lint:ignore S1025 the %s verb itself is what is tested
 		"slog":   logged.String(),
 		"source": fmt.Sprint(srcErr),
 		"sink":   fmt.Sprint(sinkErr),

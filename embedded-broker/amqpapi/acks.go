@@ -34,8 +34,6 @@ func (u *unackedSet) add(d *delivery) {
 	u.order = append(u.order, d)
 }
 
-func (u *unackedSet) len() int { return len(u.byTag) }
-
 // take removes and returns the delivery of tag, or nil.
 func (u *unackedSet) take(tag uint64) *delivery {
 	d := u.byTag[tag]

@@ -2,7 +2,6 @@ package amqpapi
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -142,8 +141,4 @@ func noRecv(t testing.TB, ds <-chan amqp.Delivery, d time.Duration) {
 		}
 	case <-time.After(d):
 	}
-}
-
-func uniqueName(t testing.TB, prefix string) string {
-	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e9)
 }

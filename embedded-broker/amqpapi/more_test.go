@@ -34,6 +34,7 @@ func TestFlowAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := recv(t, ds, 5*time.Second)
+	//lint:ignore SA1019 basic.recover is part of AMQP 0-9-1 and the listener serves it.
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}

@@ -45,8 +45,7 @@ type partition struct {
 	active *segment // flusher-owned copy of segments[len-1]
 
 	// Counters for benchmarks and metrics.
-	syncs         atomic.Int64 // fdatasyncs of the data file
-	groupsWritten atomic.Int64
+	syncs atomic.Int64 // fdatasyncs of the data file
 }
 
 // commitGroup is the set of batches one flusher round writes.

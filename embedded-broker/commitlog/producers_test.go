@@ -36,9 +36,7 @@ func TestIdempotentProducer(t *testing.T) {
 		}
 		appendErr(l, batch(0, 5, 1), ErrUnknownProducer)
 		// Several segments' worth, so that recovery walks sealed ones too.
-		var bases []int64
 		for i := range 12 {
-			bases = append(bases, int64(i*3))
 			appendOK(l, batch(0, int32(i*3), 3), int64(i*3))
 		}
 		// A retry of any of the last five batches is answered with its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -70,7 +69,6 @@ type member struct {
 	lastSeen         time.Time
 	assignment       []byte
 	join             chan *kmsg.JoinGroupResponse // pending JoinGroup, capacity 1
-	joinVersion      int16
 	sync             chan *kmsg.SyncGroupResponse // pending SyncGroup, capacity 1
 }
 
@@ -322,11 +320,6 @@ func (g *group) checkMemberLocked(id string, generation int32) (*member, int16) 
 		return m, kerr.IllegalGeneration.Code
 	}
 	return m, 0
-}
-
-// describe is for logs and tests.
-func (g *group) describe() string {
-	return fmt.Sprintf("%s gen %d %s, %d members", g.name, g.generation, g.state, len(g.members))
 }
 
 func (g *group) pendingLocked(id string) bool {

@@ -3,12 +3,10 @@ package kafkaapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,10 +124,6 @@ func consume(t testing.TB, cl *kgo.Client, n int, d time.Duration) []*kgo.Record
 		out = append(out, fs.Records()...)
 	}
 	return out
-}
-
-func uniqueTopic(t testing.TB) string {
-	return strings.NewReplacer("/", "-", " ", "_").Replace(fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()%1e6))
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }

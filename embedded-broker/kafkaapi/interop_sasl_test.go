@@ -1,8 +1,6 @@
 package kafkaapi
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -70,15 +68,4 @@ p.close()
 			}
 		})
 	}
-}
-
-func poolOf(t *testing.T, c *tls.Config) *x509.CertPool {
-	t.Helper()
-	cert, err := x509.ParseCertificate(c.Certificates[0].Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
 }

@@ -33,8 +33,6 @@ func (r *ring[T]) pop() T {
 // at returns the i-th element from the front.
 func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)%len(r.buf)] }
 
-func (r *ring[T]) reset() { *r = ring[T]{} }
-
 func (r *ring[T]) grow() {
 	n := 2 * len(r.buf)
 	if n == 0 {

@@ -1,8 +1,6 @@
 package sqsapi
 
 import (
-	"strconv"
-
 	"github.com/bridgeio/bridge/internal/jsonstr"
 )
 
@@ -24,14 +22,4 @@ func appendJSONField(dst []byte, first bool, name, value string) []byte {
 	dst = append(dst, name...)
 	dst = append(dst, `":`...)
 	return appendJSONString(dst, value)
-}
-
-func appendJSONInt(dst []byte, first bool, name string, v int64) []byte {
-	if !first {
-		dst = append(dst, ',')
-	}
-	dst = append(dst, '"')
-	dst = append(dst, name...)
-	dst = append(dst, `":`...)
-	return strconv.AppendInt(dst, v, 10)
 }

@@ -245,6 +245,7 @@ func TestSendReceiveDeleteWithAttributes(t *testing.T) {
 			}
 		})
 	}
+	//lint:ignore SA1019 older SDKs still send AttributeNames; the API must answer it.
 	out, err := e.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"ApproximateReceiveCount"}})
 	if err != nil || len(out.Messages) != 1 {
 		t.Fatalf("ReceiveMessage = %v, %v", out, err)

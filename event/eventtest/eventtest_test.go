@@ -15,9 +15,8 @@ import (
 // invisible-until-acked deliveries, so the suites can be checked against
 // an implementation whose behaviour is known.
 type memQueue struct {
-	mu       sync.Mutex
-	ready    []event.Event
-	inflight int // events handed to a deliver call, not yet acked
+	mu    sync.Mutex
+	ready []event.Event
 }
 
 type memSink struct {

@@ -110,7 +110,7 @@ func (r *running) stop(t *testing.T) {
 func (r *running) failIfDone() error {
 	select {
 	case err := <-r.done:
-		return fmt.Errorf("Run returned early: %v", err)
+		return fmt.Errorf("the source's Run returned early: %v", err)
 	default:
 		return nil
 	}
