@@ -2,6 +2,7 @@ package kafkaapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -36,6 +37,7 @@ type conn struct {
 	saslRaw  bool   // after SaslHandshake v0: bare SASL tokens until authenticated
 	scram    *scramServer
 	clientID string
+	frameBuf []byte // reused for Produce frames (read)
 
 	closeOnce sync.Once
 }
@@ -105,9 +107,18 @@ func (c *conn) read(ctx context.Context) error {
 		if size < 0 || int(size) > c.s.opts.MaxRequestBytes {
 			return fmt.Errorf("%w: request of %d bytes (limit %d)", ErrMalformed, size, c.s.opts.MaxRequestBytes)
 		}
-		frame := make([]byte, size)
+		// A Produce frame is read into a buffer reused from one request to
+		// the next: its records are copied into the log by the submit in
+		// handle, and nothing keeps the decoded request after it (a
+		// produceReply holds only the header). Any other request may keep
+		// slices of its frame (group metadata, assignments, SASL tokens),
+		// so it gets a frame of its own.
+		frame := c.frame(int(size))
 		if _, err := io.ReadFull(br, frame); err != nil {
 			return err
+		}
+		if c.saslRaw || len(frame) < 2 || int16(binary.BigEndian.Uint16(frame)) != kmsg.Produce.Int16() {
+			frame = bytes.Clone(frame)
 		}
 		if c.saslRaw {
 			r, err := c.rawSASL(frame)
@@ -144,6 +155,23 @@ func (c *conn) read(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// maxKeptFrame bounds the produce frame buffer a connection keeps between
+// requests; a larger request's buffer is dropped after it.
+const maxKeptFrame = 8 << 20
+
+// frame returns c's reusable frame buffer resized to size bytes (reader
+// goroutine only).
+func (c *conn) frame(size int) []byte {
+	if cap(c.frameBuf) < size {
+		buf := make([]byte, size)
+		if size <= maxKeptFrame {
+			c.frameBuf = buf
+		}
+		return buf
+	}
+	return c.frameBuf[:size]
 }
 
 // write answers replies in order; consecutive replies that are already
