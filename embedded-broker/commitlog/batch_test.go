@@ -190,3 +190,36 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordDecoderVarintMatchesBinary: the one- and two-byte fast paths
+// decode exactly as binary.Varint, including non-minimal encodings, and a
+// truncated varint is an error.
+func TestRecordDecoderVarintMatchesBinary(t *testing.T) {
+	check := func(in []byte) {
+		t.Helper()
+		want, n := binary.Varint(in)
+		d := recordDecoder{b: in}
+		got := d.varint()
+		if n <= 0 {
+			if d.err == nil {
+				t.Fatalf("% x: no error, binary.Varint failed (%d)", in, n)
+			}
+			return
+		}
+		if d.err != nil || got != want || len(d.b) != len(in)-n {
+			t.Fatalf("% x: got %d (err %v, %d left), want %d (%d left)", in, got, d.err, len(d.b), want, len(in)-n)
+		}
+	}
+	check(nil)
+	for a := range 256 {
+		check([]byte{byte(a)})
+		for b := range 256 {
+			check([]byte{byte(a), byte(b)})
+			check([]byte{byte(a), byte(b), 0x01})
+			check([]byte{byte(a), byte(b), 0x80})
+		}
+	}
+	for _, v := range []int64{0, -1, 63, -64, 64, 8191, -8192, 8192, 1 << 40, -(1 << 62), 1<<63 - 1, -1 << 63} {
+		check(binary.AppendVarint(nil, v))
+	}
+}
