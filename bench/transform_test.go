@@ -21,6 +21,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -129,9 +133,77 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkTransformPipeline: 300,000 events through a whole pipeline.
+// Both sides share this process when run together: for figures, prefer
+// BenchmarkTransformPipelineSeparate.
 func BenchmarkTransformPipeline(b *testing.B) {
 	b.Run("bridge", benchBridgePipeline)
 	b.Run("benthos", benchBenthosPipeline)
+}
+
+// BenchmarkTransformPipelineSeparate runs each side of
+// BenchmarkTransformPipeline in a process of its own (this test binary run
+// again with -test.bench naming one side, 3 iterations of 300,000 events),
+// alternating bridge and Benthos once per iteration: the same events in
+// the same run, but neither side's heap, goroutines or GC in the other's
+// process. It reports each side's CPU per event and events/s (means over
+// the iterations) and Benthos's CPU per event over bridge's.
+func BenchmarkTransformPipelineSeparate(b *testing.B) {
+	sides := []string{"bridge", "benthos"}
+	cpu := map[string][]float64{}
+	rate := map[string][]float64{}
+	for b.Loop() {
+		for _, side := range sides {
+			out, err := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkTransformPipeline$/^"+side+"$",
+				"-test.benchtime=3x", "-test.count=1").CombinedOutput()
+			if err != nil {
+				b.Fatalf("%s: %v\n%s", side, err, out)
+			}
+			c, r, ok := parseTransformBench(string(out))
+			if !ok {
+				b.Fatalf("%s: no cpu-ns/event and events/s in\n%s", side, out)
+			}
+			cpu[side] = append(cpu[side], c)
+			rate[side] = append(rate[side], r)
+		}
+	}
+	for _, side := range sides {
+		b.ReportMetric(mean(cpu[side]), side+"-cpu-ns/event")
+		b.ReportMetric(mean(rate[side]), side+"-events/s")
+	}
+	b.ReportMetric(mean(cpu["benthos"])/mean(cpu["bridge"]), "cpu-ratio")
+}
+
+// parseTransformBench reads cpu-ns/event and events/s off a benchmark line.
+func parseTransformBench(out string) (cpu, rate float64, ok bool) {
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "BenchmarkTransformPipeline/") {
+			continue
+		}
+		f := strings.Fields(line)
+		var gotCPU, gotRate bool
+		for i := 1; i < len(f); i++ {
+			v, err := strconv.ParseFloat(f[i-1], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i] {
+			case "cpu-ns/event":
+				cpu, gotCPU = v, true
+			case "events/s":
+				rate, gotRate = v, true
+			}
+		}
+		return cpu, rate, gotCPU && gotRate
+	}
+	return 0, 0, false
+}
+
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
 }
 
 const bridgeConfig = `
