@@ -377,3 +377,114 @@ func TestMaxConnections(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// rawFrame encodes a request frame as rawConn.roundTrip does.
+func rawFrame(key, version int16, corr int32, body []byte) []byte {
+	frame := binary.BigEndian.AppendUint32(nil, 0)
+	frame = binary.BigEndian.AppendUint16(frame, uint16(key))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(version))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(corr))
+	frame = binary.BigEndian.AppendUint16(frame, 4)
+	frame = append(frame, "test"...)
+	frame = append(frame, body...)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	return frame
+}
+
+// readResponse reads one response frame and returns it after the
+// correlation id, which must be corr.
+func (rc *rawConn) readResponse(corr int32) []byte {
+	rc.t.Helper()
+	var size [4]byte
+	if _, err := io.ReadFull(rc.br, size[:]); err != nil {
+		rc.t.Fatal(err)
+	}
+	resp := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(rc.br, resp); err != nil {
+		rc.t.Fatal(err)
+	}
+	if got := int32(binary.BigEndian.Uint32(resp)); got != corr {
+		rc.t.Fatalf("correlation %d, want %d", got, corr)
+	}
+	return resp[4:]
+}
+
+// TestFrameBufferReuse: a connection reads Produce frames into one reused
+// buffer, so nothing may keep pointing into a frame after it is handled.
+// Pipelined produce requests (the second frame read over the first while
+// the first waits for its fsync) must store their own bytes, and a
+// JoinGroup's protocol metadata, kept by the group and answered later,
+// must survive the Produce frame read after it on the same connection.
+func TestFrameBufferReuse(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "", nil)
+	ts.topic("t", 1)
+	rc := dialRaw(t, ts.addr)
+	rc.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	batchOf := func(fill byte) []byte {
+		var records []byte
+		for i := range 50 {
+			r := kmsg.Record{OffsetDelta: int32(i), Value: bytes.Repeat([]byte{fill}, 100)}
+			body := r.AppendTo(nil)[1:]
+			records = binary.AppendVarint(records, int64(len(body)))
+			records = append(records, body...)
+		}
+		b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: 49, FirstTimestamp: 1000, MaxTimestamp: 1000,
+			ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 50, Records: records}
+		out := b.AppendTo(nil)
+		binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+		return fixCRC(out)
+	}
+	produce := func(fill byte) []byte {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 8, -1, 5000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batchOf(fill)}}}}
+		return req.AppendTo(nil)
+	}
+	metadata := bytes.Repeat([]byte("member-metadata!"), 64)
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version, join.Group, join.SessionTimeoutMillis, join.ProtocolType = 0, "g", 10000, "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: metadata}}
+
+	var frames []byte
+	for i, fill := range []byte("abcd") {
+		frames = append(frames, rawFrame(0, 8, int32(i), produce(fill))...)
+	}
+	frames = append(frames, rawFrame(11, 0, 4, join.AppendTo(nil))...)
+	frames = append(frames, rawFrame(0, 8, 5, produce('e'))...)
+	if _, err := rc.nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int32(4) {
+		var pr kmsg.ProduceResponse
+		pr.Version = 8
+		if err := pr.ReadFrom(rc.readResponse(i)); err != nil {
+			t.Fatal(err)
+		}
+		if p := pr.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != int64(i)*50 {
+			t.Fatalf("produce %d: code %d, base %d", i, p.ErrorCode, p.BaseOffset)
+		}
+	}
+	var jr kmsg.JoinGroupResponse
+	jr.Version = 0
+	if err := jr.ReadFrom(rc.readResponse(4)); err != nil {
+		t.Fatal(err)
+	}
+	if jr.ErrorCode != 0 || len(jr.Members) != 1 || !bytes.Equal(jr.Members[0].ProtocolMetadata, metadata) {
+		t.Fatalf("join: code %d, members %d, metadata intact %v", jr.ErrorCode, len(jr.Members),
+			len(jr.Members) == 1 && bytes.Equal(jr.Members[0].ProtocolMetadata, metadata))
+	}
+	rc.readResponse(5)
+	evs, err := ts.log.Read("t", 0, 0, 1000, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 250 {
+		t.Fatalf("%d records, want 250", len(evs))
+	}
+	for i, ev := range evs {
+		if want := bytes.Repeat([]byte{"abcde"[i/50]}, 100); !bytes.Equal(ev.Value, want) {
+			t.Fatalf("record %d: value %.10q..., want %.10q...", i, ev.Value, want)
+		}
+	}
+}
