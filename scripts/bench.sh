@@ -17,7 +17,9 @@ run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-br
 # Transforms beside Benthos's mapping processor (issue 12): the step alone,
 # then whole pipelines (300,000 events per iteration).
 (cd bench && go test -run '^$' -count "$count" -bench 'TransformProcessor' -benchtime 2s . | grep -E '^(Benchmark|ok|FAIL)')
-(cd bench && go test -run '^$' -count "$count" -bench 'TransformPipeline' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformPipeline$' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
+# The same, each side in a process of its own, alternated (the figure docs/transforms.md quotes).
+(cd bench && go test -run '^$' -count "$count" -bench 'TransformPipelineSeparate' -benchtime 3x . | grep -E '^(Benchmark|ok|FAIL)')
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
 run -bench 'BenchmarkFilter|BenchmarkExtract|BenchmarkTransform' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
