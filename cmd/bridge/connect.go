@@ -43,7 +43,8 @@ func (c connectors) sink(t *pipelines.Target, conn *pipelines.Connection) (event
 		if err != nil {
 			return nil, err
 		}
-		sc := amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, Name: "bridge-" + t.Connection, Logger: log}
+		sc := amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, KeyPerEvent: t.RoutingKey != nil,
+			Name: "bridge-" + t.Connection, Logger: log}
 		if a := t.AMQP; a != nil {
 			sc.Mandatory, sc.Declare = a.Mandatory, amqpTopology(a.Declare)
 		}

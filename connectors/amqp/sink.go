@@ -21,6 +21,10 @@ type SinkConfig struct {
 	TLS        *tls.Config // for amqps:// URLs
 	Exchange   string      // target exchange; "" is the default exchange (routing key = queue name)
 	RoutingKey string      // used when an event has no Params.RoutingKey
+	// KeyPerEvent says every event brings its routing key in its
+	// Params (SendParams), so an empty Exchange with no RoutingKey is a
+	// valid target: the default exchange, routed by each event's key.
+	KeyPerEvent bool
 	// Mandatory makes an unroutable message a permanent failure of its
 	// item instead of a silent drop. Nil means true.
 	Mandatory *bool
@@ -57,7 +61,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if cfg.URL == "" {
 		errs = append(errs, ErrNoURL)
 	}
-	if cfg.Exchange == "" && cfg.RoutingKey == "" {
+	if cfg.Exchange == "" && cfg.RoutingKey == "" && !cfg.KeyPerEvent {
 		errs = append(errs, ErrNoTarget)
 	}
 	if err := errors.Join(errs...); err != nil {
