@@ -30,7 +30,9 @@ type SinkConfig struct {
 	Mandatory *bool
 	Declare   *Topology // declared on every connection when set
 	Name      string    // the connection name shown by RabbitMQ
-	Logger    *slog.Logger
+	// DialTimeout bounds the TCP connect and the AMQP handshake. Default 10s.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Sink publishes batches to one exchange with publisher confirms. It is
@@ -246,7 +248,7 @@ func sortFailed(items []event.ItemError) {
 }
 
 func (s *Sink) connectLocked() error {
-	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name)
+	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name, s.cfg.DialTimeout)
 	if err != nil {
 		return err
 	}
