@@ -14,8 +14,10 @@ package bench
 // BenchmarkTransformPipeline gives Benthos the easier job: its stream reads
 // from and writes to memory (a producer and a consumer function), while
 // bridge reads a topic of its on-disk log and appends to another (fsync
-// interval), with checkpoints. BenchmarkTransformProcessor compares the
-// transform step alone, message by message.
+// interval), with checkpoints. BenchmarkTransformPipelineSeparate runs the
+// two sides of BenchmarkTransformPipeline each in a process of its own (the
+// figure to quote). BenchmarkTransformProcessor compares the transform step
+// alone, message by message.
 
 import (
 	"context"
