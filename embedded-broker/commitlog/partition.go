@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bridgeio/bridge/embedded-broker/internal/compression"
 	"github.com/bridgeio/bridge/event"
 )
 
@@ -550,9 +551,16 @@ func (p *partition) readSegment(seg *segment, pos, limit, next, from int64, maxE
 			// and copied it four times, with write barriers) cost ~10% of a
 			// pipeline's CPU per event. Later batches grow it only when the
 			// estimate was short.
+			// (Compressed batches are not estimated: their records per
+			// stored byte say little about maxBytes, which counts
+			// uncompressed record bytes.)
 			if evs == nil {
-				cover := min(limit-(pos+used-size), int64(maxBytes)+size)
-				evs = make([]event.Event, 0, min(int64(maxEvents), int64(h.count)*max(cover/size, 1)))
+				est := int64(h.count)
+				if h.codec() == compression.None {
+					cover := min(limit-(pos+used-size), int64(maxBytes)+size)
+					est *= max(cover/size, 1)
+				}
+				evs = make([]event.Event, 0, min(int64(maxEvents), est))
 			}
 			evs = slices.Grow(evs, min(int(h.count), maxEvents-len(evs)))
 			records, err := recordsOf(&h, b)
