@@ -10,6 +10,9 @@
 # bridge runs once per fsync policy (always, interval); with
 # SQS_CPU_PROFILE=DIR it also saves a 10 s CPU profile of each bridge run
 # (bridge runs with --pprof). BRIDGE_BIN=PATH measures that bridge binary.
+# BASE_BIN=PATH also measures that (older) bridge binary in the same rounds,
+# for a before/after in one run. SQS_FSYNC="interval" picks the policies
+# (default "always interval").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,6 +32,9 @@ if [ -n "${BRIDGE_BIN:-}" ]; then
 	cp "$BRIDGE_BIN" "$work/bridge"
 else
 	go build -o "$work/bridge" ./cmd/bridge
+fi
+if [ -n "${BASE_BIN:-}" ]; then
+	cp "$BASE_BIN" "$work/bridge-base"
 fi
 (cd bench && go build -o "$work/sqsload" ./cmd/sqsload)
 clk=$(getconf CLK_TCK)
@@ -56,18 +62,19 @@ measure() {
 		'BEGIN { cpu = (a - b) / clk; printf "%-24s %8.2f s CPU  %6.1f µs/msg   (%s)\n", n, cpu, cpu * 1e6 / m, out }'
 }
 
+# start_bridge FSYNC [BINARY NAME]: sets bridge_pid, bridge_endpoint, bridge_pprof.
 start_bridge() {
-	local fsync=$1 port pprof
+	local fsync=$1 bin=${2:-bridge} port pprof
 	port=$(free_port)
 	pprof=$(free_port)
-	mkdir -p "$work/data-$fsync"
-	cat >"$work/bridge-$fsync.yaml" <<YAML
-data_dir: $work/data-$fsync
+	mkdir -p "$work/data-$bin-$fsync"
+	cat >"$work/$bin-$fsync.yaml" <<YAML
+data_dir: $work/data-$bin-$fsync
 http: { listen: 127.0.0.1:0 }
 sqs_api: { listen: 127.0.0.1:$port }
 backbone: { fsync: $fsync }
 YAML
-	"$work/bridge" run -c "$work/bridge-$fsync.yaml" --pprof "127.0.0.1:$pprof" 2>"$work/bridge-$fsync.log" &
+	"$work/$bin" run -c "$work/$bin-$fsync.yaml" --pprof "127.0.0.1:$pprof" 2>"$work/$bin-$fsync.log" &
 	bridge_pid=$!
 	pids+=("$bridge_pid")
 	bridge_endpoint="http://127.0.0.1:$port"
@@ -82,7 +89,11 @@ fauxqs_pid=$!
 pids+=("$fauxqs_pid")
 wait_http "http://127.0.0.1:$fport/health"
 
-for fsync in always interval; do
+for fsync in ${SQS_FSYNC:-always interval}; do
+	if [ -n "${BASE_BIN:-}" ]; then
+		start_bridge "$fsync" bridge-base
+		base_pid=$bridge_pid base_endpoint=$bridge_endpoint
+	fi
 	start_bridge "$fsync"
 	for round in $(seq "$rounds"); do
 		if [ -n "${SQS_CPU_PROFILE:-}" ] && [ "$round" = 1 ]; then
@@ -92,8 +103,12 @@ for fsync in always interval; do
 		fi
 		measure "bridge fsync=$fsync" "$bridge_pid" "$bridge_endpoint"
 		measure "fauxqs (in memory)" "$fauxqs_pid" "http://127.0.0.1:$fport"
+		if [ -n "${BASE_BIN:-}" ]; then
+			measure "base bridge fsync=$fsync" "$base_pid" "$base_endpoint"
+		fi
 		if [ -n "${profiler:-}" ]; then wait "$profiler"; profiler=; fi
 	done
-	kill "$bridge_pid"
-	wait "$bridge_pid" 2>/dev/null || true
+	kill "$bridge_pid" ${base_pid:-}
+	wait "$bridge_pid" ${base_pid:-} 2>/dev/null || true
+	base_pid=
 done
