@@ -12,7 +12,10 @@
 # (bridge runs with --pprof). BRIDGE_BIN=PATH measures that bridge binary.
 # BASE_BIN=PATH also measures that (older) bridge binary in the same rounds,
 # for a before/after in one run. SQS_FSYNC="interval" picks the policies
-# (default "always interval").
+# (default "always interval"). SQS_CANNED=1 also measures the floor: the
+# same loop against bench/cmd/sqscanned, a server with canned answers and
+# no queue, once on internal/leanhttp (bridge's SQS listener) and once on
+# net/http: what HTTP alone costs per message on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,7 +39,7 @@ fi
 if [ -n "${BASE_BIN:-}" ]; then
 	cp "$BASE_BIN" "$work/bridge-base"
 fi
-(cd bench && go build -o "$work/sqsload" ./cmd/sqsload)
+(cd bench && go build -o "$work/sqsload" ./cmd/sqsload && go build -o "$work/sqscanned" ./cmd/sqscanned)
 clk=$(getconf CLK_TCK)
 
 # cpu_ticks PID: utime + stime of the process (fields 14 and 15; the command
@@ -88,6 +91,26 @@ fport=$(free_port)
 fauxqs_pid=$!
 pids+=("$fauxqs_pid")
 wait_http "http://127.0.0.1:$fport/health"
+
+# start_canned SERVER: sets canned_pid and canned_endpoint.
+start_canned() {
+	"$work/sqscanned" -server "$1" >"$work/canned.addr" &
+	canned_pid=$!
+	pids+=("$canned_pid")
+	for _ in $(seq 100); do [ -s "$work/canned.addr" ] && break; sleep 0.1; done
+	canned_endpoint="http://$(cat "$work/canned.addr")"
+	: >"$work/canned.addr"
+}
+
+if [ -n "${SQS_CANNED:-}" ]; then
+	start_canned lean
+	lean_pid=$canned_pid lean_endpoint=$canned_endpoint
+	start_canned net/http
+	for round in $(seq "$rounds"); do
+		measure "canned, leanhttp" "$lean_pid" "$lean_endpoint"
+		measure "canned, net/http" "$canned_pid" "$canned_endpoint"
+	done
+fi
 
 for fsync in ${SQS_FSYNC:-always interval}; do
 	if [ -n "${BASE_BIN:-}" ]; then
