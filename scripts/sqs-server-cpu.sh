@@ -10,6 +10,12 @@
 # bridge runs once per fsync policy (always, interval); with
 # SQS_CPU_PROFILE=DIR it also saves a 10 s CPU profile of each bridge run
 # (bridge runs with --pprof). BRIDGE_BIN=PATH measures that bridge binary.
+# BASE_BIN=PATH also measures that (older) bridge binary in the same rounds,
+# for a before/after in one run. SQS_FSYNC="interval" picks the policies
+# (default "always interval"). SQS_CANNED=1 also measures the floor: the
+# same loop against bench/cmd/sqscanned, a server with canned answers and
+# no queue, once on internal/leanhttp (bridge's SQS listener) and once on
+# net/http: what HTTP alone costs per message on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,7 +36,10 @@ if [ -n "${BRIDGE_BIN:-}" ]; then
 else
 	go build -o "$work/bridge" ./cmd/bridge
 fi
-(cd bench && go build -o "$work/sqsload" ./cmd/sqsload)
+if [ -n "${BASE_BIN:-}" ]; then
+	cp "$BASE_BIN" "$work/bridge-base"
+fi
+(cd bench && go build -o "$work/sqsload" ./cmd/sqsload && go build -o "$work/sqscanned" ./cmd/sqscanned)
 clk=$(getconf CLK_TCK)
 
 # cpu_ticks PID: utime + stime of the process (fields 14 and 15; the command
@@ -56,18 +65,19 @@ measure() {
 		'BEGIN { cpu = (a - b) / clk; printf "%-24s %8.2f s CPU  %6.1f µs/msg   (%s)\n", n, cpu, cpu * 1e6 / m, out }'
 }
 
+# start_bridge FSYNC [BINARY NAME]: sets bridge_pid, bridge_endpoint, bridge_pprof.
 start_bridge() {
-	local fsync=$1 port pprof
+	local fsync=$1 bin=${2:-bridge} port pprof
 	port=$(free_port)
 	pprof=$(free_port)
-	mkdir -p "$work/data-$fsync"
-	cat >"$work/bridge-$fsync.yaml" <<YAML
-data_dir: $work/data-$fsync
+	mkdir -p "$work/data-$bin-$fsync"
+	cat >"$work/$bin-$fsync.yaml" <<YAML
+data_dir: $work/data-$bin-$fsync
 http: { listen: 127.0.0.1:0 }
 sqs_api: { listen: 127.0.0.1:$port }
 backbone: { fsync: $fsync }
 YAML
-	"$work/bridge" run -c "$work/bridge-$fsync.yaml" --pprof "127.0.0.1:$pprof" 2>"$work/bridge-$fsync.log" &
+	"$work/$bin" run -c "$work/$bin-$fsync.yaml" --pprof "127.0.0.1:$pprof" 2>"$work/$bin-$fsync.log" &
 	bridge_pid=$!
 	pids+=("$bridge_pid")
 	bridge_endpoint="http://127.0.0.1:$port"
@@ -82,7 +92,31 @@ fauxqs_pid=$!
 pids+=("$fauxqs_pid")
 wait_http "http://127.0.0.1:$fport/health"
 
-for fsync in always interval; do
+# start_canned SERVER: sets canned_pid and canned_endpoint.
+start_canned() {
+	"$work/sqscanned" -server "$1" >"$work/canned.addr" &
+	canned_pid=$!
+	pids+=("$canned_pid")
+	for _ in $(seq 100); do [ -s "$work/canned.addr" ] && break; sleep 0.1; done
+	canned_endpoint="http://$(cat "$work/canned.addr")"
+	: >"$work/canned.addr"
+}
+
+if [ -n "${SQS_CANNED:-}" ]; then
+	start_canned lean
+	lean_pid=$canned_pid lean_endpoint=$canned_endpoint
+	start_canned net/http
+	for round in $(seq "$rounds"); do
+		measure "canned, leanhttp" "$lean_pid" "$lean_endpoint"
+		measure "canned, net/http" "$canned_pid" "$canned_endpoint"
+	done
+fi
+
+for fsync in ${SQS_FSYNC:-always interval}; do
+	if [ -n "${BASE_BIN:-}" ]; then
+		start_bridge "$fsync" bridge-base
+		base_pid=$bridge_pid base_endpoint=$bridge_endpoint
+	fi
 	start_bridge "$fsync"
 	for round in $(seq "$rounds"); do
 		if [ -n "${SQS_CPU_PROFILE:-}" ] && [ "$round" = 1 ]; then
@@ -92,8 +126,12 @@ for fsync in always interval; do
 		fi
 		measure "bridge fsync=$fsync" "$bridge_pid" "$bridge_endpoint"
 		measure "fauxqs (in memory)" "$fauxqs_pid" "http://127.0.0.1:$fport"
+		if [ -n "${BASE_BIN:-}" ]; then
+			measure "base bridge fsync=$fsync" "$base_pid" "$base_endpoint"
+		fi
 		if [ -n "${profiler:-}" ]; then wait "$profiler"; profiler=; fi
 	done
-	kill "$bridge_pid"
-	wait "$bridge_pid" 2>/dev/null || true
+	kill "$bridge_pid" ${base_pid:-}
+	wait "$bridge_pid" ${base_pid:-} 2>/dev/null || true
+	base_pid=
 done

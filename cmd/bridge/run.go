@@ -21,6 +21,7 @@ import (
 	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
 	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/engine/httpapi"
+	"github.com/bridgeio/bridge/internal/leanhttp"
 	"github.com/bridgeio/bridge/pipelines"
 )
 
@@ -242,7 +243,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 		}
 		sqs := sqsapi.New(qm, sqsapi.Options{Addr: ln.Addr().String(), Credentials: creds, Logger: log.With("component", "sqsapi"),
 			TracerProvider: spanProvider(tel)}) // telemetry: receive/delete spans
-		sqsSrv = serve(ln, sqs, cfg.SQSAPI.TLS)
+		sqsSrv = serveLean(ln, sqs, cfg.SQSAPI.TLS)
 		log.Info("SQS API listening", "addr", sqsSrv.addr, "tls", cfg.SQSAPI.TLS != nil, "signature_v4", len(creds) > 0)
 	}
 	kafkaSrv, err := startKafkaAPI(cfg, embeddedLog, log) // kafkaapi.go: Kafka clients on the embedded log
@@ -394,11 +395,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// server is an http.Server running on its own listener.
+// server is an http.Server, or for the SQS API a leanhttp.Server, running
+// on its own listener.
 type server struct {
 	srv  *http.Server
+	lean *leanhttp.Server
 	addr string
 	done chan error
+}
+
+// serveLean serves the SQS API with internal/leanhttp: the same handler as
+// under net/http at less CPU per request (docs/sqs-api.md, "The server's
+// own CPU per message"). Limits: 16 KiB of request head; bodies are
+// bounded by the SQS API itself (2 MiB, answered with SQS's
+// RequestTooLarge error, so no MaxBodyBytes here); 10 s to send a head, a
+// minute for a whole request or an answer, 2 minutes idle.
+func serveLean(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
+	ls := &leanhttp.Server{Handler: h, MaxHeaderBytes: 16 << 10,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+		WriteTimeout: time.Minute}
+	s := &server{lean: ls, addr: ln.Addr().String(), done: make(chan error, 1)}
+	go func() {
+		var err error
+		if tlsCfg != nil {
+			err = ls.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
+		} else {
+			err = ls.Serve(ln)
+		}
+		if errors.Is(err, leanhttp.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s
 }
 
 func listen(addr string, h http.Handler, tlsCfg *pipelines.TLS) (*server, error) {
@@ -428,6 +457,11 @@ func serve(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
 }
 
 func (s *server) shutdown(ctx context.Context) {
+	if s.lean != nil {
+		_ = s.lean.Shutdown(ctx) // closes what is left when ctx ends
+		<-s.done
+		return
+	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		_ = s.srv.Close()
 	}

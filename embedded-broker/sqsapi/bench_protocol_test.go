@@ -136,7 +136,8 @@ func (c *protocolClient) round(post func(action string, body []byte) ([]byte, er
 }
 
 // BenchmarkProtocolRawHTTP runs the loop over loopback TCP with 4 workers,
-// fsync "interval", once per protocol against the same server.
+// fsync "interval", once per protocol against the same server (on
+// internal/leanhttp, as bridge serves it).
 func BenchmarkProtocolRawHTTP(b *testing.B) {
 	m, err := queue.Open(queue.Options{Dir: b.TempDir(), Fsync: "interval"})
 	if err != nil {
@@ -144,7 +145,8 @@ func BenchmarkProtocolRawHTTP(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = m.Close() })
 	s := New(m, Options{Addr: "127.0.0.1:1"})
-	hs := httptest.NewServer(s)
+	hs := newTestHTTP(b) // bridge's SQS listener: internal/leanhttp
+	hs.Start(s)
 	b.Cleanup(hs.Close)
 	for _, mk := range []func(string) *protocolClient{jsonProtocolClient, queryProtocolClient} {
 		c := mk(hs.URL + "/000000000000/raw")

@@ -3,7 +3,8 @@ package sqsapi
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,44 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/bridgeio/bridge/embedded-broker/queue"
+	"github.com/bridgeio/bridge/internal/leanhttp"
 )
+
+// testHTTP is the SQS listener of a test: the same HTTP server as bridge's
+// (internal/leanhttp) on a loopback port.
+type testHTTP struct {
+	URL  string
+	Addr string
+	ln   net.Listener
+	srv  *leanhttp.Server
+	done chan error
+}
+
+// newTestHTTP listens on a loopback port; Start serves h on it.
+func newTestHTTP(t testing.TB) *testHTTP {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return &testHTTP{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), ln: ln, done: make(chan error, 1)}
+}
+
+func (h *testHTTP) Start(handler http.Handler) {
+	h.srv = &leanhttp.Server{Handler: handler, MaxHeaderBytes: 16 << 10, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, WriteTimeout: time.Minute}
+	go func() { h.done <- h.srv.Serve(h.ln) }()
+}
+
+// Close closes the listener and every connection and waits for them.
+func (h *testHTTP) Close() {
+	if h.srv == nil {
+		_ = h.ln.Close()
+		return
+	}
+	_ = h.srv.Close()
+	<-h.done
+}
 
 // testEnv is a server over a real queue.Manager in a temporary directory,
 // listening on loopback, with an SDK client pointed at it.
@@ -22,7 +60,7 @@ type testEnv struct {
 	t       *testing.T
 	manager *queue.Manager
 	server  *Server
-	http    *httptest.Server
+	http    *testHTTP
 	client  *sqs.Client
 }
 
@@ -34,14 +72,13 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatalf("open queues: %v", err)
 	}
-	hs := httptest.NewUnstartedServer(nil)
-	o := Options{Addr: hs.Listener.Addr().String()}
+	hs := newTestHTTP(t)
+	o := Options{Addr: hs.Addr}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s := New(m, o)
-	hs.Config.Handler = s
-	hs.Start()
+	hs.Start(s)
 	e := &testEnv{t: t, manager: m, server: s, http: hs}
 	e.client = e.newClient("x", "x")
 	t.Cleanup(func() {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -1022,10 +1021,9 @@ func TestQueuesPersistAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
-		hs := httptest.NewUnstartedServer(nil)
-		s := New(m, Options{Addr: hs.Listener.Addr().String()})
-		hs.Config.Handler = s
-		hs.Start()
+		hs := newTestHTTP(t)
+		s := New(m, Options{Addr: hs.Addr})
+		hs.Start(s)
 		e := &testEnv{t: t, http: hs}
 		return e.newClient("x", "x"), func() {
 			hs.Close()
