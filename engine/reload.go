@@ -385,6 +385,7 @@ func (e *Engine) Reload(ctx context.Context, plan *pipelines.Plan, diff *pipelin
 				}
 				next = append(next, nr)
 			case changed[nr.name] || (opts.Mode == ReloadLive && old != old.bare()):
+				nr.stats = old.stats // counters survive the swap
 				switch opts.Mode {
 				case ReloadLive:
 					next = append(next, nr)
