@@ -280,8 +280,9 @@ func (e *Engine) RedriveEvent(ctx context.Context, pipeline, route string, dl ev
 // ExchangeQueues lists, per exchange, the queues its bindings route to
 // (sorted, each once), for the console's topology.
 func (b *Broker) ExchangeQueues() map[string][]string {
-	out := make(map[string][]string, len(b.exchanges))
-	for name, x := range b.exchanges {
+	xs := b.exchangeList()
+	out := make(map[string][]string, len(xs))
+	for name, x := range xs {
 		seen := map[string]bool{}
 		var qs []string
 		for _, bd := range x.x.Bindings() {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/bridgeio/bridge/connectors/kafka"
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
-	"github.com/bridgeio/bridge/embedded-broker/exchange"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
 	"github.com/bridgeio/bridge/engine"
@@ -185,7 +184,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 			log.Error("close queues", "err", err)
 		}
 	}()
-	broker, err := declareBroker(cfg, qm)
+	broker, err := engine.DeclareBroker(cfg, qm)
 	if err != nil {
 		return err
 	}
@@ -338,51 +337,6 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 	log.Info("backbone open", "type", "embedded", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
 		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
 	return engine.Embedded(lg), lg, closeLog, nil
-}
-
-// declareBroker creates the configured queues (dead-letter queues first, so
-// that redrive policies name existing queues) and exchanges.
-func declareBroker(cfg *pipelines.Config, qm *queue.Manager) (*engine.Broker, error) {
-	names := sortedKeys(cfg.Broker.Queues)
-	sort.SliceStable(names, func(i, j int) bool {
-		return cfg.Broker.Queues[names[i]].DeadLetterQueue == "" && cfg.Broker.Queues[names[j]].DeadLetterQueue != ""
-	})
-	for _, name := range names {
-		q := cfg.Broker.Queues[name]
-		qc := queue.Config{Name: name, FIFO: q.FIFO, ContentBasedDeduplication: q.ContentBasedDeduplication,
-			VisibilityTimeout: time.Duration(q.VisibilityTimeout), Delay: time.Duration(q.Delay),
-			Retention: time.Duration(q.Retention), MaxMessageSize: int(q.MaxMessageSize),
-			ReceiveWait: time.Duration(q.ReceiveWait), DeadLetterQueue: q.DeadLetterQueue, MaxReceiveCount: q.MaxReceiveCount,
-			MaxPriority: q.MaxPriority, PriorityAging: time.Duration(q.PriorityAging), MessageTTL: time.Duration(q.MessageTTL)}
-		if existing, err := qm.Get(name); err == nil {
-			// Config wins over what an earlier run stored.
-			if err := existing.SetConfig(qc); err != nil {
-				return nil, fmt.Errorf("queue %s: %w", name, err)
-			}
-			continue
-		}
-		if _, err := qm.Create(qc); err != nil {
-			return nil, fmt.Errorf("queue %s: %w", name, err)
-		}
-	}
-	b := engine.NewBroker(qm)
-	for _, name := range sortedKeys(cfg.Broker.Exchanges) {
-		xc := cfg.Broker.Exchanges[name]
-		var bindings []exchange.Binding
-		for _, bc := range xc.Bindings {
-			bindings = append(bindings, exchange.Binding{Queue: bc.Queue, Key: bc.Key, Headers: bc.Headers, Match: bc.Match})
-		}
-		x, err := exchange.New(name, exchange.Kind(xc.Type), bindings)
-		if err != nil {
-			return nil, fmt.Errorf("exchange %s: %w", name, err)
-		}
-		dlq := ""
-		if xc.Unroutable == "dead_letter" {
-			dlq = xc.DeadLetterQueue
-		}
-		b.AddExchange(x, dlq)
-	}
-	return b, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
