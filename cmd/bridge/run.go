@@ -139,21 +139,41 @@ func cmdRun(ctx context.Context, args []string) error {
 		defer stop()
 		log.Info("pprof listening", "addr", bound)
 	}
-	plan, err := loadPlan(*cfgPath)
+	// The bytes are read once: they are what the version store records.
+	data, err := os.ReadFile(*cfgPath)
 	if err != nil {
 		return err
 	}
-	return run(ctx, plan, log)
+	plan, err := pipelines.Parse(*cfgPath, data, os.LookupEnv)
+	if err != nil {
+		printProblems(err)
+		return errSilent
+	}
+	return run(ctx, plan, log, startedConfig{path: *cfgPath, data: data})
+}
+
+// startedConfig is the config file bridge run was started with: SIGHUP
+// and `bridge reload` without -c re-read it (reload.go).
+type startedConfig struct {
+	path string
+	data []byte
 }
 
 // run opens the stores, starts the listeners and the engine, and on ctx
 // cancellation stops in order: ingest first, then pipelines (drain and final
 // checkpoints), then the stores.
-func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
+func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started startedConfig) error {
 	cfg := plan.Config
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
+	// Config versions (issue 17, reload.go): the started file is version 1,
+	// the newest stored version if unchanged, or a new version.
+	store, version, err := openVersions(cfg, started)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	// Telemetry (cmd/bridge/telemetry.go): providers from telemetry:.
 	tel, stopTelemetry, err := newTelemetry(cfg, log)
 	if err != nil {
@@ -192,7 +212,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	journal := newJournal(cfg) // console.go: the console's message journey; nil when the console is off
 	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
 		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout), Telemetry: tel,
-			Journal: engineJournal(journal)}})
+			Journal: engineJournal(journal), Version: version}})
 	if err != nil {
 		return err
 	}
@@ -206,6 +226,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	}
 	defer closeDeadLetters()
 
+	reloader := newReloader(plan, version, eng, broker, embeddedLog, store, started.path, log)
 	tokens := map[string]httpapi.Role{}
 	for _, t := range cfg.Auth.Tokens {
 		tokens[t.Token] = httpapi.Role(t.Role)
@@ -220,7 +241,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
 		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
 		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con, // telemetry: ingest spans, /metrics; /v1/deadletters
-		Replays: eng}) // route replays: /v1/pipelines/{name}/replays, /v1/replays
+		Replays: eng,       // route replays: /v1/pipelines/{name}/replays, /v1/replays
+		Config:  reloader}) // reload.go: /v1/config
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -258,8 +280,9 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	go func() { engineDone <- eng.Run(engineCtx) }()
-	defer runConsole()() // samples until shutdown; waits for its goroutine
-	log.Info("bridge running", "pipelines", len(plan.Pipelines))
+	defer runConsole()()                 // samples until shutdown; waits for its goroutine
+	defer onSIGHUP(ctx, reloader, log)() // reload.go: SIGHUP re-reads the config file
+	log.Info("bridge running", "pipelines", len(plan.Pipelines), "config_version", version)
 
 	var runErr error
 	select {
