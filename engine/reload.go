@@ -41,6 +41,10 @@ type ReloadOptions struct {
 	// CanaryPercent is the share of key hashes (0..100) the new rules take
 	// in ReloadCanary.
 	CanaryPercent int
+	// OnLate, when set, is called once (from another goroutine) with the
+	// takeovers of the partitions that reached their clean point only after
+	// Reload returned ErrReloadTimedOut.
+	OnLate func([]Takeover)
 }
 
 // Takeover records where one route changed hands, per partition: for a
@@ -493,6 +497,7 @@ func (e *Engine) Reload(ctx context.Context, plan *pipelines.Plan, diff *pipelin
 	}
 	// Wait for the clean points.
 	var timedOut []string
+	var late []wait
 	for _, w := range waits {
 		t := &res.Takeovers[w.idx]
 		select {
@@ -503,14 +508,34 @@ func (e *Engine) Reload(ctx context.Context, plan *pipelines.Plan, diff *pipelin
 			}
 		case <-ctx.Done():
 			timedOut = append(timedOut, fmt.Sprintf("%s/%s partition %d", t.Pipeline, t.Route, w.part))
+			late = append(late, w)
 		}
 	}
 	if len(timedOut) == 0 {
 		e.retireSinks(context.WithoutCancel(ctx))
+		return res, errors.Join(errs...)
 	}
-	if len(timedOut) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %v (their swaps apply when their batches complete)", ErrReloadTimedOut, timedOut))
+	// The late swaps stay requested: they apply when their batches
+	// complete, and their offsets are reported then.
+	lateRes := make([]Takeover, 0, len(late))
+	byIdx := map[int]int{}
+	for _, w := range late {
+		if _, ok := byIdx[w.idx]; !ok {
+			t := res.Takeovers[w.idx]
+			t.Offsets = map[int32]int64{}
+			byIdx[w.idx] = len(lateRes)
+			lateRes = append(lateRes, t)
+		}
 	}
+	go func() {
+		for _, w := range late {
+			lateRes[byIdx[w.idx]].Offsets[w.part] = <-w.ch
+		}
+		if opts.OnLate != nil {
+			opts.OnLate(lateRes)
+		}
+	}()
+	errs = append(errs, fmt.Errorf("%w: %v (their swaps apply when their batches complete)", ErrReloadTimedOut, timedOut))
 	return res, errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -283,4 +284,134 @@ func TestReload50TimesDuringStream(t *testing.T) {
 	}
 	sort.Slice(resume, func(i, j int) bool { return resume[i] < resume[j] })
 	t.Logf("%d events; reload to takeover: median %v, max %v", total, resume[len(resume)/2], resume[len(resume)-1])
+}
+
+// TestReloadWaitsForTheBatchAndReportsLateTakeovers: a route whose sink
+// fails holds its batch (retrying); a reload cannot swap it before the
+// batch is handled, so Reload times out, nothing of the batch is lost or
+// sent under the wrong version, and once the sink recovers the swap
+// applies right after the batch and OnLate reports where.
+func TestReloadWaitsForTheBatchAndReportsLateTakeovers(t *testing.T) {
+	b := newMemBackbone(map[string]int{"in": 1})
+	var down atomic.Bool
+	down.Store(true)
+	sink := &recSink{fail: func(*event.Event, int) error {
+		if down.Load() {
+			return fmt.Errorf("target down")
+		}
+		return nil
+	}}
+	cfg := func(rule string) string {
+		return fmt.Sprintf(`
+connections: { m: { type: kafka, brokers: ["unused:9092"] } }
+backbone: { topics: { in: { partitions: 1 } } }
+pipelines:
+  - name: p
+    from: in
+    retry: { initial_backoff: 1ms, max_backoff: 5ms }
+    routes:
+      - name: r
+        when: '%s'
+        to: { kafka: { connection: m, topic: t } }
+`, rule)
+	}
+	plan1, plan2 := parsePlan(t, cfg("true")), parsePlan(t, cfg("body.n >= 0"))
+	e, err := Build(plan1, Deps{Backbone: b, Options: Options{Version: 1, CommitInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+		External: func(*pipelines.Target, *pipelines.Connection) (event.Sink, error) { return sink, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runEngine(t, e)
+	produce(t, b, "in", 5, func(i int) string { return fmt.Sprintf(`{"n":%d}`, i) })
+	waitFor(t, 5*time.Second, func() error {
+		if st, _ := e.Pipeline("p"); st.Routes[0].Retries == 0 {
+			return fmt.Errorf("not retrying yet")
+		}
+		return nil
+	})
+	late := make(chan []Takeover, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err = e.Reload(ctx, plan2, pipelines.Diff(plan1, plan2), ReloadOptions{Version: 2, OnLate: func(ts []Takeover) { late <- ts }})
+	cancel()
+	if !errors.Is(err, ErrReloadTimedOut) {
+		t.Fatalf("err %v, want ErrReloadTimedOut", err)
+	}
+	down.Store(false)
+	select {
+	case ts := <-late:
+		if len(ts) != 1 || ts[0].Route != "r" || ts[0].Version != 2 || ts[0].Offsets[0] != 5 {
+			t.Fatalf("late takeovers %+v, want r at offset 5", ts)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no late takeover reported")
+	}
+	produce(t, b, "in", 2, func(i int) string { return fmt.Sprintf(`{"n":%d}`, 10+i) })
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(sink.events()); n != 7 {
+			return fmt.Errorf("%d of 7 sent", n)
+		}
+		return nil
+	})
+	for i, ev := range sink.events() {
+		v, _ := ev.Header(HeaderRulesVersion)
+		want := "1"
+		if i >= 5 {
+			want = "2"
+		}
+		if string(v) != want {
+			t.Fatalf("output %d (offset %d): version %s, want %s", i, ev.Offset, v, want)
+		}
+	}
+}
+
+// TestUnchangedRoutesAreNotTouched: a reload that changes one route leaves
+// the other routes' versions and cursors as they were (same route version
+// object, no swap requested), and a shared backbone refuses route changes.
+func TestUnchangedRoutesAreNotTouched(t *testing.T) {
+	b := newMemBackbone(map[string]int{"in": 3, "out1": 1, "out2": 1, "out3": 1})
+	plans := [2]*pipelines.Plan{parsePlan(t, reloadConfig(0)), parsePlan(t, reloadConfig(1))}
+	e := buildVersioned(t, plans[0], b)
+	runEngine(t, e)
+	waitFor(t, 5*time.Second, func() error {
+		if !e.Ready() {
+			return fmt.Errorf("not running")
+		}
+		return nil
+	})
+	q, _ := e.lookup("q")
+	before := q.routeList()[0]
+	cursors := q.snapshot()
+	if _, err := e.Reload(context.Background(), plans[1], pipelines.Diff(plans[0], plans[1]), ReloadOptions{Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if after := q.routeList()[0]; after != before || after.version != 1 {
+		t.Fatal("the unchanged route got a new version")
+	}
+	for i, c := range q.snapshot() {
+		c.mu.Lock()
+		pending := c.swap.pending
+		c.mu.Unlock()
+		if c != cursors[i] || pending != nil {
+			t.Fatal("a cursor of the unchanged route was replaced or asked to swap")
+		}
+	}
+	p, _ := e.lookup("p")
+	for _, r := range p.routeList() {
+		if r.version != 2 {
+			t.Fatalf("route %s runs version %d, want 2", r.name, r.version)
+		}
+	}
+
+	shared := newSharedBackbone(newMemBackbone(map[string]int{"in": 3, "out1": 1, "out2": 1, "out3": 1}))
+	es := buildVersioned(t, plans[0], shared)
+	runEngine(t, es)
+	waitFor(t, 5*time.Second, func() error {
+		if !es.Ready() {
+			return fmt.Errorf("not running")
+		}
+		return nil
+	})
+	if _, err := es.Reload(context.Background(), plans[1], pipelines.Diff(plans[0], plans[1]), ReloadOptions{Version: 2}); !errors.Is(err, ErrReloadShared) {
+		t.Fatalf("shared backbone: err %v, want ErrReloadShared", err)
+	}
 }

@@ -412,6 +412,10 @@ func (r *Reloader) apply(ctx context.Context, plan *pipelines.Plan, diff *pipeli
 			return engine.ReloadResult{}, err
 		}
 	}
+	opts.OnLate = func(ts []engine.Takeover) {
+		r.journal(versions.Record{Version: opts.Version, Action: versions.ActionTakeover, Live: opts.Version,
+			Takeovers: storeTakeovers(ts), Note: "clean points reached after the reload answered"})
+	}
 	er, err := r.opts.Engine.Reload(r.timeout(ctx), plan, diff, opts)
 	if err != nil && !errors.Is(err, engine.ErrReloadTimedOut) {
 		return er, err
