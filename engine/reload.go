@@ -465,10 +465,18 @@ func (e *Engine) Reload(ctx context.Context, plan *pipelines.Plan, diff *pipelin
 			record(Takeover{Pipeline: p.name, Route: r.name, Action: action, Version: version, Offsets: map[int32]int64{}})
 			idx := len(res.Takeovers) - 1
 			for _, c := range p.snapshot() {
-				if c.name == r.name {
-					waits = append(waits, wait{idx: idx, part: c.partition, ch: c.requestSwap(r)})
+				if c.name != r.name {
+					continue
 				}
+				if action == "changed" && c.haltedByStop() {
+					// on_error: stop halted this partition at a failing
+					// event: the new rules resume it from there.
+					res.Takeovers[idx].Offsets[c.partition] = e.restartCursor(ctx, p, c, r)
+					continue
+				}
+				waits = append(waits, wait{idx: idx, part: c.partition, ch: c.requestSwap(r)})
 			}
+			p.resumeIfNoneStopped()
 		}
 	}
 	if opts.Mode == ReloadLive {
@@ -537,6 +545,49 @@ func (e *Engine) Reload(ctx context.Context, plan *pipelines.Plan, diff *pipelin
 	}()
 	errs = append(errs, fmt.Errorf("%w: %v (their swaps apply when their batches complete)", ErrReloadTimedOut, timedOut))
 	return res, errors.Join(errs...)
+}
+
+// haltedByStop reports whether the cursor ended on on_error: stop.
+func (c *cursor) haltedByStop() bool {
+	c.mu.Lock()
+	exited := c.swap.exited
+	c.mu.Unlock()
+	return exited && c.stopped.Load()
+}
+
+// restartCursor replaces a cursor halted by on_error: stop with a new one
+// running route version r from the halted cursor's position (written as
+// its checkpoint first), and returns that position.
+func (e *Engine) restartCursor(ctx context.Context, p *pipeline, old *cursor, r *route) int64 {
+	if err := e.commitCursor(context.WithoutCancel(ctx), old); err != nil {
+		e.log.Warn("checkpoint of a stopped route failed", "pipeline", p.name, "route", old.name, "err", err)
+	}
+	at := old.committed.Load()
+	nc := newCursor(r, old.partition, e.backbone, e.log)
+	p.removeCursor(old)
+	p.addCursor(nc)
+	e.mu.Lock()
+	if e.run != nil && !e.run.stopping {
+		e.startCursorLocked(p, nc)
+	}
+	e.mu.Unlock()
+	e.log.Info("route stopped by on_error: stop resumes under the reloaded rules", "pipeline", p.name, "route", r.name,
+		"partition", old.partition, "offset", at, "version", r.version)
+	return at
+}
+
+// resumeIfNoneStopped marks a pipeline running again once no cursor of it
+// is halted by on_error: stop.
+func (p *pipeline) resumeIfNoneStopped() {
+	if p.state.Load() != "stopped" {
+		return
+	}
+	for _, c := range p.snapshot() {
+		if c.stopped.Load() {
+			return
+		}
+	}
+	p.state.Store("running")
 }
 
 // stopCursors stops the cursors of one route after their batches, commits

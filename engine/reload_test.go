@@ -415,3 +415,68 @@ func TestUnchangedRoutesAreNotTouched(t *testing.T) {
 		t.Fatalf("shared backbone: err %v, want ErrReloadShared", err)
 	}
 }
+
+// TestReloadResumesARouteStoppedByOnError: on_error: stop halts a route at
+// an event its target refuses; a reload whose rules skip that event resumes
+// the route from exactly there under the new version.
+func TestReloadResumesARouteStoppedByOnError(t *testing.T) {
+	b := newMemBackbone(map[string]int{"in": 1})
+	sink := &recSink{fail: func(ev *event.Event, _ int) error {
+		if strings.Contains(string(ev.Value), `"n":3}`) {
+			return event.Permanent(fmt.Errorf("refused"))
+		}
+		return nil
+	}}
+	cfg := func(rule string) string {
+		return fmt.Sprintf(`
+connections: { m: { type: kafka, brokers: ["unused:9092"] } }
+backbone: { topics: { in: { partitions: 1 } } }
+pipelines:
+  - name: p
+    from: in
+    on_error: stop
+    batch_size: 1
+    max_in_flight: 1
+    routes:
+      - name: r
+        when: '%s'
+        to: { kafka: { connection: m, topic: t } }
+`, rule)
+	}
+	plan1, plan2 := parsePlan(t, cfg("true")), parsePlan(t, cfg("body.n != 3"))
+	e, err := Build(plan1, Deps{Backbone: b, Options: Options{Version: 1, CommitInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+		External: func(*pipelines.Target, *pipelines.Connection) (event.Sink, error) { return sink, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runEngine(t, e)
+	produce(t, b, "in", 6, func(i int) string { return fmt.Sprintf(`{"n":%d}`, i) })
+	waitFor(t, 5*time.Second, func() error {
+		if st, _ := e.Pipeline("p"); st.State != "stopped" {
+			return fmt.Errorf("state %s", st.State)
+		}
+		return nil
+	})
+	res, err := e.Reload(context.Background(), plan2, pipelines.Diff(plan1, plan2), ReloadOptions{Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Takeovers) != 1 || res.Takeovers[0].Offsets[0] != 3 {
+		t.Fatalf("takeovers %+v, want r at offset 3", res.Takeovers)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if n := len(sink.events()); n != 5 {
+			return fmt.Errorf("%d of 5 sent", n)
+		}
+		return nil
+	})
+	for i, ev := range sink.events() {
+		v, _ := ev.Header(HeaderRulesVersion)
+		if want := map[bool]string{true: "1", false: "2"}[i < 3]; string(v) != want {
+			t.Fatalf("output %d: version %s, want %s", i, v, want)
+		}
+	}
+	if st, _ := e.Pipeline("p"); st.State != "running" || !e.Ready() {
+		t.Fatalf("state %s after the reload", st.State)
+	}
+}
