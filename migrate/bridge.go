@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/internal/atomicfile"
 )
 
 // bridgeSystem is a topic of a running bridge, reached over its HTTP API
@@ -164,7 +165,7 @@ func (s *bridgeSystem) saveOffset(partition int32, next int64) error {
 	s.offsets[partition] = next
 	data, _ := json.Marshal(s.offsets)
 	s.mu.Unlock()
-	return writeFileSync(s.offsetsFile, data)
+	return atomicfile.Write(s.offsetsFile, data, 0o644)
 }
 
 func (s *bridgeSystem) depth(ctx context.Context) (int64, bool, error) {
@@ -376,33 +377,4 @@ func (s *bridgeSystem) readBack(ctx context.Context, from map[int32]int64, fn fu
 		}
 	}
 	return nil
-}
-
-// writeFileSync writes path through a temporary file, fsync and rename.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/internal/atomicfile"
 	"github.com/bridgeio/bridge/pipelines"
 	"github.com/bridgeio/bridge/rules"
 )
@@ -267,7 +268,7 @@ func saveState(dir string, st *state) error {
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(dir, "state.json"), data)
+	return atomicfile.Write(filepath.Join(dir, "state.json"), data, 0o644)
 }
 
 // buildPlan is the pipeline a migration runs, built in memory: one source

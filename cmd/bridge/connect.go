@@ -43,7 +43,8 @@ func (c connectors) sink(t *pipelines.Target, conn *pipelines.Connection) (event
 		if err != nil {
 			return nil, err
 		}
-		sc := amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, Name: "bridge-" + t.Connection, Logger: log}
+		sc := amqp.SinkConfig{URL: conn.URL, TLS: tlsCfg, Exchange: t.Exchange, KeyPerEvent: t.RoutingKey != nil,
+			Name: "bridge-" + t.Connection, DialTimeout: time.Duration(conn.DialTimeout), Logger: log}
 		if a := t.AMQP; a != nil {
 			sc.Mandatory, sc.Declare = a.Mandatory, amqpTopology(a.Declare)
 		}
@@ -73,7 +74,8 @@ func (c connectors) source(s *pipelines.Source, conn *pipelines.Connection) (eve
 			return nil, err
 		}
 		return amqp.NewSource(amqp.SourceConfig{URL: conn.URL, TLS: tlsCfg, Queue: s.Queue, Prefetch: s.Prefetch,
-			KeyFromMessageID: s.KeyFromMessageID, Declare: amqpTopology(s.Declare), Name: s.Name, Logger: log})
+			KeyFromMessageID: s.KeyFromMessageID, Declare: amqpTopology(s.Declare), Name: s.Name,
+			DialTimeout: time.Duration(conn.DialTimeout), Logger: log})
 	case "sqs":
 		client, err := sqsClient(conn)
 		if err != nil {

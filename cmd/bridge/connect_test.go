@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -121,4 +122,66 @@ func passive(conn *amqp091.Connection, name string) (amqp091.Queue, error) {
 	}
 	defer ch.Close()
 	return ch.QueueDeclarePassive(name, true, false, false, false, nil)
+}
+
+// TestAMQPDefaultExchangeTarget: an amqp target with no exchange publishes
+// to AMQP's default exchange, each event routed to the queue its
+// routing_key expression names. Validation accepts it, and so must the
+// sink that `bridge run` builds from it.
+func TestAMQPDefaultExchangeTarget(t *testing.T) {
+	qName := fmt.Sprintf("cfg-default-x-%d", time.Now().UnixNano())
+	cfg := strings.NewReplacer("QNAME", qName, "URL", rabbitURL).Replace(`
+connections:
+  r: { type: amqp, url: "URL" }
+backbone:
+  topics: { orders: {} }
+pipelines:
+  - name: out
+    from: orders
+    routes:
+      - to:
+          amqp:
+            connection: r
+            routing_key: '"QNAME"'
+            declare: { queues: [{ name: QNAME }] }
+`)
+	plan, err := pipelines.Parse("cfg.yaml", []byte(cfg), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp091.Dial(rabbitURL)
+	if err != nil {
+		t.Fatalf("RabbitMQ at %s: %v", rabbitURL, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = ch.QueueDelete(qName, false, false, false) }()
+
+	c := connectors{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sink, err := c.sink(&plan.Pipelines[0].Routes[0].To, plan.Config.Connections["r"])
+	if err != nil {
+		t.Fatalf("a default-exchange target that validates must build: %v", err)
+	}
+	defer sink.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ps := sink.(event.ParamSink)
+	if err := ps.SendParams(ctx, []event.Event{{Value: []byte("to the default exchange")}},
+		[]event.Params{{RoutingKey: qName}}); err != nil {
+		t.Fatalf("send via the default exchange: %v", err)
+	}
+	d, ok, err := ch.Get(qName, true)
+	if err != nil || !ok || string(d.Body) != "to the default exchange" {
+		t.Fatalf("queue %s: ok=%v err=%v body=%q", qName, ok, err, d.Body)
+	}
+	// An event whose key names no queue is a failed item (mandatory), not
+	// a silent drop.
+	err = ps.SendParams(ctx, []event.Event{{Value: []byte("nowhere")}}, []event.Params{{RoutingKey: qName + "-absent"}})
+	var be *event.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("an unroutable message = %v, want a *event.BatchError", err)
+	}
 }

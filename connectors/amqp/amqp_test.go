@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -479,5 +480,72 @@ func TestRequeueKeepsOrder(t *testing.T) {
 		if v != string(want[i].Value) {
 			t.Fatalf("message %d delivered first was %q, want %q: the requeued batch was overtaken", i, v, want[i].Value)
 		}
+	}
+}
+
+// TestDialTimeoutBoundsASilentBroker: a peer that accepts TCP but never
+// speaks AMQP fails the send after DialTimeout, not after the package's
+// default, for the sink and the source alike.
+func TestDialTimeoutBoundsASilentBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	url := "amqp://guest:guest@" + ln.Addr().String() + "/"
+	const timeout = 300 * time.Millisecond
+
+	sink, err := NewSink(SinkConfig{URL: url, Exchange: "x", DialTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = sink.Send(context.Background(), []event.Event{{Value: []byte("v")}})
+	if err == nil {
+		t.Fatal("a send to a silent broker succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the sink gave up after %v, want about %v", took, timeout)
+	}
+
+	src, err := NewSource(SourceConfig{URL: url, Queue: "q", DialTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start = time.Now()
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(context.Context, []event.Event) error { return nil }) }()
+	// The source retries a failed dial with backoff; each attempt must end
+	// after the timeout, so more than one attempt fits in 2s.
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	attempts := len(conns)
+	mu.Unlock()
+	cancel()
+	<-done
+	if attempts < 3 { // the sink's one, and at least two of the source's
+		t.Fatalf("%d connections in %v: the source's dial is not bounded by DialTimeout", attempts, time.Since(start))
 	}
 }

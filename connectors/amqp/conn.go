@@ -53,13 +53,18 @@ var (
 )
 
 const (
-	heartbeat      = 10 * time.Second
-	dialTimeout    = 30 * time.Second
+	heartbeat = 10 * time.Second
+	// dialTimeout bounds the TCP connect and the AMQP handshake when a
+	// config leaves DialTimeout zero (docs/configuration.md: 10s).
+	dialTimeout    = 10 * time.Second
 	backoffInitial = 100 * time.Millisecond
 	backoffMax     = 5 * time.Second
 )
 
-func dial(rawURL string, tlsConfig *tls.Config, name string) (*amqp091.Connection, error) {
+func dial(rawURL string, tlsConfig *tls.Config, name string, timeout time.Duration) (*amqp091.Connection, error) {
+	if timeout <= 0 {
+		timeout = dialTimeout
+	}
 	props := amqp091.NewConnectionProperties()
 	if name != "" {
 		props.SetClientConnectionName(name)
@@ -68,7 +73,7 @@ func dial(rawURL string, tlsConfig *tls.Config, name string) (*amqp091.Connectio
 		Heartbeat:       heartbeat,
 		TLSClientConfig: tlsConfig,
 		Properties:      props,
-		Dial:            amqp091.DefaultDial(dialTimeout),
+		Dial:            amqp091.DefaultDial(timeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", redact(rawURL), classify(err))

@@ -21,12 +21,18 @@ type SinkConfig struct {
 	TLS        *tls.Config // for amqps:// URLs
 	Exchange   string      // target exchange; "" is the default exchange (routing key = queue name)
 	RoutingKey string      // used when an event has no Params.RoutingKey
+	// KeyPerEvent says every event brings its routing key in its
+	// Params (SendParams), so an empty Exchange with no RoutingKey is a
+	// valid target: the default exchange, routed by each event's key.
+	KeyPerEvent bool
 	// Mandatory makes an unroutable message a permanent failure of its
 	// item instead of a silent drop. Nil means true.
 	Mandatory *bool
 	Declare   *Topology // declared on every connection when set
 	Name      string    // the connection name shown by RabbitMQ
-	Logger    *slog.Logger
+	// DialTimeout bounds the TCP connect and the AMQP handshake. Default 10s.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Sink publishes batches to one exchange with publisher confirms. It is
@@ -57,7 +63,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if cfg.URL == "" {
 		errs = append(errs, ErrNoURL)
 	}
-	if cfg.Exchange == "" && cfg.RoutingKey == "" {
+	if cfg.Exchange == "" && cfg.RoutingKey == "" && !cfg.KeyPerEvent {
 		errs = append(errs, ErrNoTarget)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -242,7 +248,7 @@ func sortFailed(items []event.ItemError) {
 }
 
 func (s *Sink) connectLocked() error {
-	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name)
+	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name, s.cfg.DialTimeout)
 	if err != nil {
 		return err
 	}

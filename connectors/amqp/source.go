@@ -34,7 +34,9 @@ type SourceConfig struct {
 	// message has no bridge-key header.
 	KeyFromMessageID bool
 	Name             string // event.Source of every event, and the connection name shown by RabbitMQ
-	Logger           *slog.Logger
+	// DialTimeout bounds the TCP connect and the AMQP handshake. Default 10s.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Source consumes one RabbitMQ queue. See the package doc for guarantees.
@@ -102,7 +104,7 @@ func (s *Source) Run(ctx context.Context, deliver event.DeliverFunc) error {
 // session runs one connection: it returns when the connection or channel
 // closes, or ctx ends. consumed reports whether any batch was acknowledged.
 func (s *Source) session(ctx context.Context, deliver event.DeliverFunc) (consumed bool, err error) {
-	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name)
+	conn, err := dial(s.cfg.URL, s.cfg.TLS, s.cfg.Name, s.cfg.DialTimeout)
 	if err != nil {
 		return false, err
 	}
