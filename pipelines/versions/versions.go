@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bridgeio/bridge/internal/atomicfile"
 )
 
 // Actions of journal records.
@@ -232,14 +234,10 @@ func (s *Store) Save(data []byte) (v int64, existing bool, err error) {
 		v = vs[n-1].Version
 	}
 	v++
-	tmp := s.file(v) + ".tmp"
-	if err := writeSynced(tmp, data); err != nil {
+	if err := atomicfile.Write(s.file(v), data, 0o644); err != nil {
 		return 0, false, err
 	}
-	if err := os.Rename(tmp, s.file(v)); err != nil {
-		return 0, false, err
-	}
-	return v, false, syncDir(s.dir)
+	return v, false, nil
 }
 
 // Append writes a journal record and fsyncs it.
@@ -283,29 +281,4 @@ func (s *Store) Live() int64 {
 		}
 	}
 	return 0
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
