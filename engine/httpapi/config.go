@@ -93,7 +93,14 @@ func (s *Server) runReload(w http.ResponseWriter, r *http.Request, req reload.Re
 	case errors.Is(err, reload.ErrNoPending):
 		writeError(w, http.StatusConflict, "no_pending", err.Error())
 	case errors.Is(err, engine.ErrReloadTimedOut):
-		writeJSON(w, http.StatusAccepted, map[string]any{"error": map[string]string{"code": "pending", "message": err.Error()}, "result": res})
+		// Applied, but some swaps wait for their batches: the result with
+		// the error beside it.
+		writeJSON(w, http.StatusAccepted, struct {
+			reload.Result
+			Error map[string]string `json:"error"`
+		}{res, map[string]string{"code": "pending", "message": err.Error()}})
+	case errors.Is(err, engine.ErrNotRunning):
+		writeError(w, http.StatusServiceUnavailable, "not_running", err.Error())
 	case errors.Is(err, engine.ErrReloadShared):
 		writeError(w, http.StatusConflict, "refused", err.Error())
 	default:
