@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bridgeio/bridge/connectors/kafka"
@@ -127,6 +129,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if *cfgPath == "" {
 		return errors.New("usage: bridge run -c FILE")
 	}
+	// SIGHUP reloads once everything runs (reload.go); until then it must
+	// not end the process, which is its default action.
+	signal.Ignore(syscall.SIGHUP)
 	log, err := newLogger(*logFormat, *logLevel)
 	if err != nil {
 		return err
