@@ -49,7 +49,9 @@ func reloadCLI(t *testing.T, in *instance, args ...string) (string, int) {
 func TestReloadCLIAndSIGHUP(t *testing.T) {
 	dataDir := t.TempDir()
 	cfgPath, httpAddr, sqsAddr := writeConfig(t, dataDir, strings.Replace(reloadTemplate, "WHEN", "body.n % 2 == 0", 1))
-	in := start(t, cfgPath, httpAddr, sqsAddr, dataDir)
+	// The race-enabled build: a reload runs beside every live goroutine.
+	bin := raceBinary(t)
+	in := startBinary(t, bin, cfgPath, httpAddr, sqsAddr, dataDir)
 	ctx := context.Background()
 	post := func(from, to int) {
 		var evs []map[string]any
@@ -124,7 +126,7 @@ func TestReloadCLIAndSIGHUP(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	// The same file again: still version 2.
-	in = start(t, cfgPath, httpAddr, sqsAddr, dataDir)
+	in = startBinary(t, bin, cfgPath, httpAddr, sqsAddr, dataDir)
 	if !strings.Contains(in.stderr.String(), "config_version=2") {
 		t.Fatalf("restart with the same file:\n%s", in.stderr.String())
 	}
