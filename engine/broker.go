@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/bridgeio/bridge/connectors/sqsattr"
@@ -18,15 +20,35 @@ import (
 // exchanges that route into them. It also serves the HTTP API's queue
 // endpoints.
 type Broker struct {
-	Queues    *queue.Manager
+	Queues *queue.Manager
+	// mu guards exchanges: a reload adds and removes exchanges
+	// (broker_config.go).
+	mu        sync.RWMutex
 	exchanges map[string]*exchangeRT
 }
 
 // exchangeRT is an exchange with its unroutable policy and counter.
 type exchangeRT struct {
 	x          *exchange.Exchange
-	deadLetter string // queue for unroutable events; "" = drop
+	deadLetter atomic.Pointer[string] // queue for unroutable events; "" = drop
 	unroutable atomic.Int64
+}
+
+func (x *exchangeRT) deadLetterQueue() string { return *x.deadLetter.Load() }
+
+// exchange finds a registered exchange.
+func (b *Broker) exchange(name string) (*exchangeRT, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	x, ok := b.exchanges[name]
+	return x, ok
+}
+
+// exchangeList is a snapshot of the exchanges by name.
+func (b *Broker) exchangeList() map[string]*exchangeRT {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return maps.Clone(b.exchanges)
 }
 
 // NewBroker wraps a queue manager; exchanges are added with AddExchange.
@@ -37,17 +59,21 @@ func NewBroker(m *queue.Manager) *Broker {
 // AddExchange registers an exchange. deadLetterQueue, when set, receives
 // events no binding matched; otherwise they are dropped and counted.
 func (b *Broker) AddExchange(x *exchange.Exchange, deadLetterQueue string) {
-	b.exchanges[x.Name()] = &exchangeRT{x: x, deadLetter: deadLetterQueue}
+	rt := &exchangeRT{x: x}
+	rt.deadLetter.Store(&deadLetterQueue)
+	b.mu.Lock()
+	b.exchanges[x.Name()] = rt
+	b.mu.Unlock()
 }
 
 // Exchange returns a registered exchange and the queue its unroutable
 // events go to ("" = dropped), for listeners that share it (the AMQP API).
 func (b *Broker) Exchange(name string) (*exchange.Exchange, string, bool) {
-	x, ok := b.exchanges[name]
+	x, ok := b.exchange(name)
 	if !ok {
 		return nil, "", false
 	}
-	return x.x, x.deadLetter, true
+	return x.x, x.deadLetterQueue(), true
 }
 
 // QueueDepth is one queue's depths.
@@ -205,7 +231,6 @@ func sendQueue(ctx context.Context, q *queue.Queue, in []queue.SendInput, origin
 // queue it goes to has stored it.
 type exchangeSink struct {
 	b    *Broker
-	x    *exchangeRT
 	name string
 }
 
@@ -213,11 +238,10 @@ type exchangeSink struct {
 var ErrUnroutable = errors.New("engine: no binding matched the event")
 
 func newExchangeSink(b *Broker, name string) (*exchangeSink, error) {
-	x, ok := b.exchanges[name]
-	if !ok {
+	if _, ok := b.exchange(name); !ok {
 		return nil, fmt.Errorf("exchange %s does not exist", name)
 	}
-	return &exchangeSink{b: b, x: x, name: name}, nil
+	return &exchangeSink{b: b, name: name}, nil
 }
 
 func (s *exchangeSink) Name() string                { return "exchange:" + s.name }
@@ -232,6 +256,13 @@ func (s *exchangeSink) SendParams(ctx context.Context, batch []event.Event, para
 		in     []queue.SendInput
 		origin []int
 	}
+	// The exchange is looked up per batch: a reload changes its bindings
+	// in place or removes it (broker_config.go).
+	x, ok := s.b.exchange(s.name)
+	if !ok {
+		return event.Permanent(fmt.Errorf("exchange %s does not exist (removed by a reload)", s.name))
+	}
+	deadLetter := x.deadLetterQueue()
 	byQueue := map[string]*perQueue{}
 	var order []string
 	var be event.BatchError
@@ -243,14 +274,14 @@ func (s *exchangeSink) SendParams(ctx context.Context, batch []event.Event, para
 		if params != nil {
 			p = params[i]
 		}
-		routes = s.x.x.Route(p.RoutingKey, batch[i].Headers, routes[:0])
+		routes = x.x.Route(p.RoutingKey, batch[i].Headers, routes[:0])
 		targets := routes
 		if len(targets) == 0 {
-			s.x.unroutable.Add(1)
-			if s.x.deadLetter == "" {
+			x.unroutable.Add(1)
+			if deadLetter == "" {
 				continue // dropped, as RabbitMQ drops unroutable messages; counted
 			}
-			targets = []string{s.x.deadLetter}
+			targets = []string{deadLetter}
 		}
 		for _, qn := range targets {
 			pq, ok := byQueue[qn]
@@ -311,7 +342,7 @@ func mergeFailures(items []event.ItemError) error {
 
 // Unroutable returns how many events an exchange could not route.
 func (b *Broker) Unroutable(name string) int64 {
-	if x, ok := b.exchanges[name]; ok {
+	if x, ok := b.exchange(name); ok {
 		return x.unroutable.Load()
 	}
 	return 0

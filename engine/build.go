@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -34,6 +33,7 @@ func Build(plan *pipelines.Plan, deps Deps) (*Engine, error) {
 		opts.ShutdownTimeout = time.Duration(plan.Config.ShutdownTimeout)
 	}
 	e := newEngine(deps.Backbone, opts)
+	e.deps, e.plan = deps, plan
 	if deps.Broker != nil {
 		e.replays.queues = deps.Broker.Queues
 	}
@@ -44,6 +44,7 @@ func Build(plan *pipelines.Plan, deps Deps) (*Engine, error) {
 			errs = append(errs, fmt.Errorf("pipeline %s: %w", p.Name, err))
 			continue
 		}
+		labelRoutes(routes, opts.Version)
 		if err := e.addPipeline(p.Name, p.From, routes); err != nil {
 			errs = append(errs, err)
 		}
@@ -127,11 +128,22 @@ func buildSink(plan *pipelines.Plan, t *pipelines.Target, deps Deps, e *Engine) 
 		if plan.Config != nil {
 			conn = plan.Config.Connections[t.Connection]
 		}
+		// Route versions with the same target and connection share a sink
+		// (reload.go); it is closed when none uses it, or at the end of Run.
+		key := sinkKey(t, conn)
+		e.mu.Lock()
+		shared, ok := e.sinks[key]
+		e.mu.Unlock()
+		if ok {
+			return shared.sink, nil
+		}
 		s, err := deps.External(t, conn)
 		if err != nil {
 			return nil, err
 		}
-		e.closers = append(e.closers, func(ctx context.Context) error { return s.Close(ctx) })
+		e.mu.Lock()
+		e.sinks[key] = &externalSink{sink: s}
+		e.mu.Unlock()
 		return s, nil
 	}
 }

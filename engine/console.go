@@ -155,9 +155,9 @@ type TopologyPipeline struct {
 // Topology returns the pipelines and routes in plan order.
 func (e *Engine) Topology() []TopologyPipeline {
 	out := make([]TopologyPipeline, 0, len(e.pipelines))
-	for _, p := range e.pipelines {
+	for _, p := range e.pipelineList() {
 		tp := TopologyPipeline{Name: p.name, Topic: p.topic}
-		for _, r := range p.routes {
+		for _, r := range p.routeList() {
 			tr := TopologyRoute{Name: r.name, Target: targetName(r.sink), OnError: r.onError}
 			if r.deadLetter != nil {
 				tr.DeadLetter = targetName(r.deadLetter)
@@ -203,7 +203,7 @@ type RouteDecision struct {
 // the route's cursor does. ev's Topic, Partition and Offset may be zero for
 // an event that is not in the log.
 func (e *Engine) Explain(pipeline string, ev event.Event) ([]RouteDecision, error) {
-	p, ok := e.byName[pipeline]
+	p, ok := e.lookup(pipeline)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownPipeline, pipeline)
 	}
@@ -211,8 +211,8 @@ func (e *Engine) Explain(pipeline string, ev event.Event) ([]RouteDecision, erro
 		ev.Topic = p.topic
 	}
 	env := rules.NewEnv()
-	out := make([]RouteDecision, 0, len(p.routes))
-	for _, r := range p.routes {
+	out := make([]RouteDecision, 0, 4)
+	for _, r := range p.routeList() {
 		out = append(out, e.explainRoute(r, env, ev))
 	}
 	return out, nil
@@ -265,11 +265,11 @@ func (e *Engine) explainRoute(r *route, env *rules.Env, ev event.Event) RouteDec
 // route's key and parameter rules apply, its filter does not (the event was
 // selected once), as DeadLetters.Redrive does for dead-letter topics.
 func (e *Engine) RedriveEvent(ctx context.Context, pipeline, route string, dl event.Event) error {
-	p, ok := e.byName[pipeline]
+	p, ok := e.lookup(pipeline)
 	if !ok {
 		return fmt.Errorf("%w: no pipeline %q in the running config", ErrBadTarget, pipeline)
 	}
-	for _, r := range p.routes {
+	for _, r := range p.routeList() {
 		if r.name == route {
 			return sendThroughRoute(ctx, r, e, original(&dl))
 		}
@@ -280,8 +280,9 @@ func (e *Engine) RedriveEvent(ctx context.Context, pipeline, route string, dl ev
 // ExchangeQueues lists, per exchange, the queues its bindings route to
 // (sorted, each once), for the console's topology.
 func (b *Broker) ExchangeQueues() map[string][]string {
-	out := make(map[string][]string, len(b.exchanges))
-	for name, x := range b.exchanges {
+	xs := b.exchangeList()
+	out := make(map[string][]string, len(xs))
+	for name, x := range xs {
 		seen := map[string]bool{}
 		var qs []string
 		for _, bd := range x.x.Bindings() {

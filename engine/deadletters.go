@@ -147,11 +147,11 @@ func (d *DeadLetters) Close() error {
 func (d *DeadLetters) topics(pipeline string) []struct{ pipeline, topic string } {
 	var out []struct{ pipeline, topic string }
 	seen := map[string]bool{}
-	for _, p := range d.e.pipelines {
+	for _, p := range d.e.pipelineList() {
 		if pipeline != "" && p.name != pipeline {
 			continue
 		}
-		for _, r := range p.routes {
+		for _, r := range p.routeList() {
 			ts, ok := r.deadLetter.(*topicSink)
 			if !ok || seen[ts.topic] {
 				continue
@@ -407,11 +407,11 @@ func original(dl *event.Event) event.Event {
 }
 
 func (d *DeadLetters) route(pipeline, name string) *route {
-	p, ok := d.e.byName[pipeline]
+	p, ok := d.e.lookup(pipeline)
 	if !ok {
 		return nil
 	}
-	for _, r := range p.routes {
+	for _, r := range p.routeList() {
 		if r.name == name {
 			return r
 		}

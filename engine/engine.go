@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
+	"github.com/bridgeio/bridge/pipelines"
 )
 
 // Options tune the runtime. Zero values take the defaults.
@@ -40,6 +42,10 @@ type Options struct {
 	// Journal receives one record per handled batch and per failure
 	// (console.go); nil = off.
 	Journal Journal
+	// Version is the config version of the plan Build is given: every
+	// output carries it in the header bridge-rules-version (reload.go).
+	// 0 adds no header.
+	Version int64
 }
 
 // Engine runs pipelines. New builds, Run runs, and the status and replay
@@ -51,9 +57,30 @@ type Engine struct {
 	pipelines []*pipeline
 	sources   []*sourceRT
 	byName    map[string]*pipeline
-	closers   []func(context.Context) error
 	started   atomic.Bool
 	replays   replayTasks // route replays (replay.go)
+
+	// mu guards pipelines, byName and the run state: a reload adds and
+	// removes pipelines while Run runs (reload.go).
+	mu  sync.RWMutex
+	run *runState
+	// deps and sinks: what Build was given, and the external sinks by
+	// their fingerprint, shared by route versions and closed when no route
+	// uses them any more or at the end of Run (reload.go).
+	deps  Deps
+	plan  *pipelines.Plan // the plan the engine runs now; set by Build and Reload
+	sinks map[string]*externalSink
+	// reloadMu serializes reloads.
+	reloadMu sync.Mutex
+}
+
+// runState is what Run started cursors with, so that a reload can start
+// more cursors the same way; stopping is set once Run waits for them.
+type runState struct {
+	ctx, hard context.Context
+	wg        *sync.WaitGroup
+	report    func(p *pipeline, c *cursor, err error)
+	stopping  bool
 }
 
 // pipeline is the runtime of one configured pipeline.
@@ -81,7 +108,7 @@ func newEngine(b Backbone, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{backbone: b, opts: opts, log: opts.Logger, byName: map[string]*pipeline{}}
+	return &Engine{backbone: b, opts: opts, log: opts.Logger, byName: map[string]*pipeline{}, sinks: map[string]*externalSink{}}
 }
 
 // addPipeline registers a pipeline of routes over topic.
@@ -90,10 +117,7 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 	if err != nil {
 		return fmt.Errorf("pipeline %s: topic %s: %w", name, topic, err)
 	}
-	e.instrumentRoutes(routes) // telemetry: spans and metrics per route (route.go)
-	for _, r := range routes {
-		r.journal = e.opts.Journal // the console's message journey (console.go)
-	}
+	e.prepareRoutes(routes)
 	p := &pipeline{name: name, topic: topic, routes: routes, parts: parts}
 	p.state.Store("starting")
 	if _, shared := e.backbone.(GroupBackbone); !shared {
@@ -103,9 +127,44 @@ func (e *Engine) addPipeline(name, topic string, routes []*route) error {
 			}
 		}
 	}
+	e.mu.Lock()
 	e.pipelines = append(e.pipelines, p)
 	e.byName[name] = p
+	e.mu.Unlock()
 	return nil
+}
+
+// prepareRoutes attaches telemetry and the journal to new route versions.
+func (e *Engine) prepareRoutes(routes []*route) {
+	e.instrumentRoutes(routes) // telemetry: spans and metrics per route (route.go)
+	for _, r := range routes {
+		r.journal = e.opts.Journal // the console's message journey (console.go)
+		if r.stats == nil {
+			r.stats = &routeStats{}
+		}
+	}
+}
+
+// pipelineList is the pipelines the engine runs now.
+func (e *Engine) pipelineList() []*pipeline {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Clone(e.pipelines)
+}
+
+// lookup finds a pipeline by name.
+func (e *Engine) lookup(name string) (*pipeline, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	p, ok := e.byName[name]
+	return p, ok
+}
+
+// routeList is the pipeline's current route versions, in config order.
+func (p *pipeline) routeList() []*route {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.routes)
 }
 
 // Run runs every pipeline until ctx is cancelled, then stops in two phases:
@@ -126,37 +185,28 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, s := range e.sources {
 		wg.Go(func() { e.runSource(ctx, s) })
 	}
-	for _, p := range e.pipelines {
-		p.state.Store("running")
-		e.log.Info("pipeline started", "pipeline", p.name, "topic", p.topic, "routes", len(p.routes), "partitions", p.parts)
-		report := func(c *cursor, err error) {
-			if err == nil || errors.Is(err, context.Canceled) {
-				return
-			}
-			if errors.Is(err, errStopped) {
-				p.state.Store("stopped")
-				return
-			}
-			msg := err.Error()
-			p.failure.Store(&msg)
-			p.state.Store("failed")
-			e.log.Error("route failed", "pipeline", p.name, "route", c.r.name, "partition", c.partition, "err", err)
-			errMu.Lock()
-			errs = append(errs, fmt.Errorf("pipeline %s route %s partition %d: %w", p.name, c.r.name, c.partition, err))
-			errMu.Unlock()
+	report := func(p *pipeline, c *cursor, err error) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
 		}
-		if gb, shared := e.backbone.(GroupBackbone); shared {
-			for _, r := range p.routes {
-				wg.Go(func() { e.runShared(ctx, hard, gb, p, r, report) })
-			}
-			continue
+		if errors.Is(err, errStopped) {
+			p.state.Store("stopped")
+			return
 		}
-		var pwg sync.WaitGroup
-		for _, c := range p.cursors {
-			pwg.Go(func() { report(c, c.run(ctx, hard)) })
-		}
-		wg.Go(pwg.Wait)
+		msg := err.Error()
+		p.failure.Store(&msg)
+		p.state.Store("failed")
+		e.log.Error("route failed", "pipeline", p.name, "route", c.name, "partition", c.partition, "err", err)
+		errMu.Lock()
+		errs = append(errs, fmt.Errorf("pipeline %s route %s partition %d: %w", p.name, c.name, c.partition, err))
+		errMu.Unlock()
 	}
+	e.mu.Lock()
+	e.run = &runState{ctx: ctx, hard: hard, wg: &wg, report: report}
+	for _, p := range e.pipelines {
+		e.startPipelineLocked(p)
+	}
+	e.mu.Unlock()
 	committerDone := make(chan struct{})
 	wg.Go(func() { e.commitLoop(ctx, committerDone) })
 
@@ -166,6 +216,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	// replays are cancelled (they are not resumed; see replay.go).
 	stopTimer := time.AfterFunc(e.opts.ShutdownTimeout, cancelHard)
 	e.replays.stop()
+	e.mu.Lock()
+	e.run.stopping = true // no reload starts cursors from here on
+	e.mu.Unlock()
 	wg.Wait()
 	stopTimer.Stop()
 	<-committerDone
@@ -174,17 +227,42 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.commitAll(commitCtx); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range e.pipelines {
+	for _, p := range e.pipelineList() {
 		if p.state.Load() == "running" {
 			p.state.Store("stopped")
 		}
 	}
-	for _, closeFn := range e.closers {
-		if err := closeFn(commitCtx); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, e.closeSinks(commitCtx, nil)...)
 	return errors.Join(errs...)
+}
+
+// startPipelineLocked starts a pipeline's cursors (or, on a shared
+// backbone, its group members) under Run's contexts. e.mu is held.
+func (e *Engine) startPipelineLocked(p *pipeline) {
+	rs := e.run
+	p.state.Store("running")
+	e.log.Info("pipeline started", "pipeline", p.name, "topic", p.topic, "routes", len(p.routes), "partitions", p.parts)
+	if gb, shared := e.backbone.(GroupBackbone); shared {
+		for _, r := range p.routes {
+			rs.wg.Go(func() { e.runShared(rs.ctx, rs.hard, gb, p, r, func(c *cursor, err error) { rs.report(p, c, err) }) })
+		}
+		return
+	}
+	for _, c := range p.snapshot() {
+		e.startCursorLocked(p, c)
+	}
+}
+
+// startCursorLocked runs one cursor with a stop of its own (a removed route
+// stops alone). e.mu is held.
+func (e *Engine) startCursorLocked(p *pipeline, c *cursor) {
+	rs := e.run
+	cctx, stop := context.WithCancel(rs.ctx)
+	c.stop = stop
+	rs.wg.Go(func() {
+		defer stop()
+		rs.report(p, c, c.run(cctx, rs.hard))
+	})
 }
 
 // commitLoop writes checkpoints every CommitInterval until ctx is done.
@@ -207,10 +285,10 @@ func (e *Engine) commitLoop(ctx context.Context, done chan<- struct{}) {
 // commitAll writes the checkpoint of every cursor that moved.
 func (e *Engine) commitAll(ctx context.Context) error {
 	var errs []error
-	for _, p := range e.pipelines {
+	for _, p := range e.pipelineList() {
 		for _, c := range p.snapshot() {
 			if err := e.commitCursor(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("commit %s/%s/%d: %w", p.name, c.r.name, c.partition, err))
+				errs = append(errs, fmt.Errorf("commit %s/%s/%d: %w", p.name, c.name, c.partition, err))
 			}
 		}
 	}
@@ -223,7 +301,7 @@ func (e *Engine) commitCursor(ctx context.Context, c *cursor) error {
 	if next < 0 || next == c.committed.Load() {
 		return nil
 	}
-	if err := e.backbone.Commit(ctx, c.r.group(), c.r.topic, c.partition, next); err != nil {
+	if err := e.backbone.Commit(ctx, c.group, c.topic, c.partition, next); err != nil {
 		return err
 	}
 	c.committed.Store(next)
@@ -242,7 +320,7 @@ func (e *Engine) Ready() bool {
 	if !e.started.Load() {
 		return false
 	}
-	for _, p := range e.pipelines {
+	for _, p := range e.pipelineList() {
 		if p.state.Load() != "running" {
 			return false
 		}
@@ -261,15 +339,18 @@ type PipelineStatus struct {
 
 // RouteStatus holds a route's counters and per-partition progress.
 type RouteStatus struct {
-	Name         string `json:"name"`
-	Target       string `json:"target"`
-	Read         int64  `json:"read"`
-	Matched      int64  `json:"matched"`
-	Sent         int64  `json:"sent"`
-	DeadLettered int64  `json:"dead_lettered"`
-	Dropped      int64  `json:"dropped"`
-	RuleErrors   int64  `json:"rule_errors"`
-	SendErrors   int64  `json:"send_errors"`
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	// Version is the config version whose rules the route runs (the
+	// bridge-rules-version of its outputs); 0 when versions are off.
+	Version      int64 `json:"rules_version,omitempty"`
+	Read         int64 `json:"read"`
+	Matched      int64 `json:"matched"`
+	Sent         int64 `json:"sent"`
+	DeadLettered int64 `json:"dead_lettered"`
+	Dropped      int64 `json:"dropped"`
+	RuleErrors   int64 `json:"rule_errors"`
+	SendErrors   int64 `json:"send_errors"`
 	// PermanentFailures and RetryableFailures count the events of failed
 	// sends by class.
 	PermanentFailures int64             `json:"permanent_failures"`
@@ -293,8 +374,9 @@ type PartitionStatus struct {
 
 // Pipelines returns every pipeline's status, sorted by name.
 func (e *Engine) Pipelines() []PipelineStatus {
-	out := make([]PipelineStatus, 0, len(e.pipelines))
-	for _, p := range e.pipelines {
+	ps := e.pipelineList()
+	out := make([]PipelineStatus, 0, len(ps))
+	for _, p := range ps {
 		out = append(out, e.status(p))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -303,7 +385,7 @@ func (e *Engine) Pipelines() []PipelineStatus {
 
 // Pipeline returns one pipeline's status.
 func (e *Engine) Pipeline(name string) (PipelineStatus, bool) {
-	p, ok := e.byName[name]
+	p, ok := e.lookup(name)
 	if !ok {
 		return PipelineStatus{}, false
 	}
@@ -315,14 +397,15 @@ func (e *Engine) status(p *pipeline) PipelineStatus {
 	if f := p.failure.Load(); f != nil {
 		st.Error = *f
 	}
-	for _, r := range p.routes {
-		rs := RouteStatus{Name: r.name, Target: targetName(r.sink),
+	cursors := p.snapshot()
+	for _, r := range p.routeList() {
+		rs := RouteStatus{Name: r.name, Target: targetName(r.sink), Version: r.version,
 			Read: r.stats.read.Load(), Matched: r.stats.matched.Load(), Sent: r.stats.sent.Load(),
 			DeadLettered: r.stats.deadLettered.Load(), Dropped: r.stats.dropped.Load(),
 			RuleErrors: r.stats.ruleErrors.Load(), SendErrors: r.stats.sendErrors.Load(), Retries: r.stats.retries.Load(),
 			PermanentFailures: r.stats.permanentFailures.Load(), RetryableFailures: r.stats.retryableFailures.Load()}
-		for _, c := range p.snapshot() {
-			if c.r != r {
+		for _, c := range cursors {
+			if c.name != r.name {
 				continue
 			}
 			_, end, _ := e.backbone.Offsets(p.topic, c.partition)
@@ -365,7 +448,7 @@ type ReplayFrom struct {
 // current batch, and the new position is checkpointed at once so that it
 // also holds across a restart.
 func (e *Engine) Replay(ctx context.Context, name string, from ReplayFrom) (map[int32]int64, error) {
-	p, ok := e.byName[name]
+	p, ok := e.lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownPipeline, name)
 	}
@@ -400,7 +483,7 @@ func (e *Engine) Replay(ctx context.Context, name string, from ReplayFrom) (map[
 		if !ok {
 			continue
 		}
-		if err := e.backbone.Commit(ctx, c.r.group(), p.topic, c.partition, o); err != nil {
+		if err := e.backbone.Commit(ctx, c.group, p.topic, c.partition, o); err != nil {
 			return nil, err
 		}
 		c.committed.Store(o)

@@ -54,7 +54,7 @@ func (b *memBackbone) Append(_ context.Context, topic string, evs []event.Event)
 		if ev.Timestamp.IsZero() {
 			ev.Timestamp = time.Now()
 		}
-		ev.Headers = slices.Clone(ev.Headers)
+		ev = copyEvent(ev) // a log copies what it stores: the engine reuses its arenas
 		parts[p] = append(parts[p], ev)
 		pos[i] = event.Position{Partition: p, Offset: ev.Offset}
 	}

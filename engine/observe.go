@@ -48,8 +48,9 @@ func Observers(e *Engine, b *Broker, backbone Backbone) telemetry.Observers {
 			return out
 		}
 		o.Exchanges = func() []telemetry.ExchangeCount {
-			out := make([]telemetry.ExchangeCount, 0, len(b.exchanges))
-			for name, x := range b.exchanges {
+			xs := b.exchangeList()
+			out := make([]telemetry.ExchangeCount, 0, len(xs))
+			for name, x := range xs {
 				out = append(out, telemetry.ExchangeCount{Exchange: name, Unroutable: x.unroutable.Load()})
 			}
 			return out

@@ -153,7 +153,7 @@ func (t *replayTask) snapshot() ReplayStatus {
 	}
 	t.mu.Unlock()
 	st.Read, st.Skipped = t.read.Load(), t.skipped.Load()
-	s := &t.route.stats
+	s := t.route.stats
 	st.Sent, st.DeadLettered, st.Dropped, st.RuleErrors = s.sent.Load(), s.deadLettered.Load(), s.dropped.Load(), s.ruleErrors.Load()
 	return st
 }
@@ -161,18 +161,19 @@ func (t *replayTask) snapshot() ReplayStatus {
 // StartRouteReplay starts a replay task of one route of a pipeline and
 // returns its first status. It does not wait for the task.
 func (e *Engine) StartRouteReplay(pipelineName string, req RouteReplay) (ReplayStatus, error) {
-	p, ok := e.byName[pipelineName]
+	p, ok := e.lookup(pipelineName)
 	if !ok {
 		return ReplayStatus{}, fmt.Errorf("%w: %s", ErrUnknownPipeline, pipelineName)
 	}
-	idx := slices.IndexFunc(p.routes, func(r *route) bool { return r.name == req.Route })
+	routes := p.routeList()
+	idx := slices.IndexFunc(routes, func(r *route) bool { return r.name == req.Route })
 	if idx < 0 {
 		return ReplayStatus{}, fmt.Errorf("%w: %s has no route %q", ErrUnknownRoute, pipelineName, req.Route)
 	}
 	if req.PerSecond < 0 {
 		return ReplayStatus{}, fmt.Errorf("%w: per_second %d is negative", ErrBadReplay, req.PerSecond)
 	}
-	task := &replayTask{state: "running", route: p.routes[idx].forReplay()}
+	task := &replayTask{state: "running", route: routes[idx].forReplay()}
 	var parts []ReplayPartition
 	if req.DeadLetterQueue != "" {
 		if err := e.checkDLQReplay(req); err != nil {
@@ -299,6 +300,7 @@ func (r *route) forReplay() *route {
 		key: r.key, routingKey: r.routingKey, groupID: r.groupID, dedupID: r.dedupID, message: r.message,
 		sink: replaySink(r.sink), deadLetter: r.deadLetter, onError: r.onError, retry: r.retry,
 		retryIf: r.retryIf, deadLetterIf: r.deadLetterIf, batchSize: r.batchSize, maxBytes: r.maxBytes,
+		stats: &routeStats{}, version: r.version, versionValue: r.versionValue,
 	}
 }
 
@@ -436,4 +438,19 @@ func (pc *pacer) wait(ctx context.Context, done int64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// running reports whether any replay task runs.
+func (rt *replayTasks) running() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, t := range rt.tasks {
+		t.mu.Lock()
+		st := t.state
+		t.mu.Unlock()
+		if st == "running" {
+			return true
+		}
+	}
+	return false
 }

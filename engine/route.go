@@ -63,7 +63,20 @@ type route struct {
 	batchSize int
 	maxBytes  int
 
-	stats routeStats
+	// stats are shared by every version of the route (reload.go), so that
+	// counters survive a swap.
+	stats *routeStats
+	// version is the config version whose rules these are (reload.go);
+	// versionValue its decimal form, the value of the bridge-rules-version
+	// header of every output; nil (version 0) adds no header.
+	version      int64
+	versionValue []byte
+	// canary, when set, takes the events whose key hash falls below
+	// canaryPct (canary.go); shadow, when set, is evaluated beside this
+	// route without sending and compared (shadow.go).
+	canary    *route
+	canaryPct int
+	shadow    *shadowRun
 	// journal, when set, receives a record per handled batch and per
 	// failure (console.go): the console's message journey.
 	journal Journal
@@ -114,7 +127,15 @@ type routeStats struct {
 // advance. acked is the contiguous handled prefix: every event below it was
 // acknowledged by the sink, dead-lettered, dropped by policy or not selected.
 type cursor struct {
+	// r is the route version the cursor runs; only the cursor's goroutine
+	// reads it while the cursor runs, and a reload replaces it at a clean
+	// point (reload.go). The identity below never changes: other goroutines
+	// (committer, status) read only that.
 	r         *route
+	pipeline  string
+	name      string
+	topic     string
+	group     string
 	partition int32
 	backbone  Backbone
 	log       *slog.Logger
@@ -124,12 +145,20 @@ type cursor struct {
 	stopped   atomic.Bool  // on_error: stop tripped
 	lastErr   atomic.Pointer[string]
 
-	mu      sync.Mutex // guards seekTo
-	seekTo  int64      // -1 when no replay is pending
-	env     *rules.Env
-	params  []event.Params
-	outbuf  []event.Event
-	indexes []int // indexes[i]: the fetched event outbuf[i] came from
+	mu     sync.Mutex // guards seekTo and the swap state (reload.go)
+	seekTo int64      // -1 when no replay is pending
+	swap   swapState
+	// stop ends this cursor alone after its batch (a removed route); done is
+	// closed when run returned.
+	stop context.CancelFunc
+	done chan struct{}
+	// scratch of canary.go and shadow.go
+	slices2  [2][]event.Event
+	shadowEv [2]*cursor
+	env      *rules.Env
+	params   []event.Params
+	outbuf   []event.Event
+	indexes  []int // indexes[i]: the fetched event outbuf[i] came from
 	// Transforms write values into buf (reset per fetched batch) and their
 	// parts into parts (the pipeline transform's) and finals (the route
 	// transform's), reused per source event: outbuf keeps copies of the
@@ -153,8 +182,12 @@ type cursor struct {
 }
 
 func newCursor(r *route, partition int32, b Backbone, log *slog.Logger) *cursor {
-	c := &cursor{r: r, partition: partition, backbone: b, seekTo: -1, env: rules.NewEnv(),
+	c := &cursor{r: r, pipeline: r.pipeline, name: r.name, topic: r.topic, group: r.group(), partition: partition,
+		backbone: b, seekTo: -1, env: rules.NewEnv(), done: make(chan struct{}),
 		log: log.With("pipeline", r.pipeline, "route", r.name, "partition", partition)}
+	if r.stats == nil {
+		r.stats = &routeStats{}
+	}
 	c.acked.Store(-1)
 	c.committed.Store(-1)
 	return c
@@ -202,6 +235,8 @@ const fetchWait = 500 * time.Millisecond
 // batch still completes); hard is cancelled to abandon sends. A return
 // leaves acked at the last fully handled offset.
 func (c *cursor) run(soft, hard context.Context) error {
+	c.begin()
+	defer c.exit()
 	next, err := c.startOffset(hard)
 	if err != nil {
 		return err
@@ -212,8 +247,13 @@ func (c *cursor) run(soft, hard context.Context) error {
 			next = o
 			c.acked.Store(next)
 		}
+		if req := c.takeSwap(); req != nil {
+			c.applySwap(hard, next, req) // a clean point: the last batch is handled (reload.go)
+		}
 		fctx, cancel := context.WithTimeout(soft, fetchWait)
-		evs, err := c.backbone.Fetch(fctx, c.r.topic, c.partition, next, c.r.batchSize, c.r.maxBytes)
+		c.fetching(cancel)
+		evs, err := c.backbone.Fetch(fctx, c.topic, c.partition, next, c.r.batchSize, c.r.maxBytes)
+		c.fetching(nil)
 		cancel()
 		if err != nil {
 			if earliest, latest, ok := c.backbone.OutOfRange(err); ok {
@@ -262,6 +302,21 @@ func (c *cursor) outOfRange(next, earliest, latest int64) int64 {
 // sent in chunks of about batchSize events (a split can multiply them); the
 // parts of one event are never divided between chunks.
 func (c *cursor) handle(soft, hard context.Context, evs []event.Event) error {
+	r := c.r
+	if r.canary != nil {
+		return c.handleCanary(soft, hard, evs)
+	}
+	if err := c.handleBatch(soft, hard, evs); err != nil {
+		return err
+	}
+	if r.shadow != nil {
+		c.compareShadow(evs)
+	}
+	return nil
+}
+
+// handleBatch is handle for the route version c.r, without canary or shadow.
+func (c *cursor) handleBatch(soft, hard context.Context, evs []event.Event) error {
 	r := c.r
 	r.stats.read.Add(int64(len(evs)))
 	c.resetOutputs()
@@ -479,17 +534,21 @@ func (c *cursor) outgoing(ev *event.Event) event.Event {
 	out := *ev
 	_, hasID := ev.Header(event.HeaderEventID)
 	inject := c.span.IsValid() && c.sameTraceOrNone(ev)
-	if hasID && !inject {
+	version := c.r.versionValue
+	if hasID && !inject && version == nil {
 		return out
 	}
 	// A slice of our own: ev.Headers may alias the backbone's read buffer.
-	hs := c.headerSlice(len(ev.Headers), len(ev.Headers)+2)
+	hs := c.headerSlice(len(ev.Headers), len(ev.Headers)+3)
 	copy(hs, ev.Headers)
 	if !hasID {
 		hs = append(hs, event.Header{Key: event.HeaderEventID, Value: c.eventID(ev)})
 	}
 	if inject {
 		hs = telemetry.SetTraceParentValue(hs, c.span, c.spanTP)
+	}
+	if version != nil {
+		hs = setHeader(hs, HeaderRulesVersion, version)
 	}
 	out.Headers = hs
 	return out

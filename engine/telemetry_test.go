@@ -166,7 +166,7 @@ func spanNames(spans tracetest.SpanStubs) []string {
 
 func hasAttr(s *tracetest.SpanStub, key, value string) bool {
 	for _, a := range s.Attributes {
-		if string(a.Key) == key && a.Value.AsString() == value {
+		if string(a.Key) == key && a.Value.String() == value {
 			return true
 		}
 	}

@@ -23,6 +23,7 @@ run -bench 'BenchmarkAppend|BenchmarkReadSequential' -benchtime 2s ./embedded-br
 run -bench 'BenchmarkHTTPIngest' -benchtime 5000x ./engine/httpapi/
 run -bench 'BenchmarkFilter|BenchmarkExtract|BenchmarkTransform' -benchtime 2s ./rules/
 run -bench 'BenchmarkPipeline|BenchmarkTelemetryOverhead' -benchtime 3x ./engine/
+run -bench 'BenchmarkReloadUnderLoad' -benchtime 5x ./engine/
 run -bench 'BenchmarkTopicRoute' -benchtime 2s ./embedded-broker/exchange/
 run -bench 'BenchmarkSendReceiveDelete|BenchmarkSend100|BenchmarkLongPollLatency' -benchtime 2s ./embedded-broker/queue/
 # Queue features beyond SQS (docs/queues.md): a priority queue against a plain one, paired in one run

@@ -32,6 +32,8 @@ Usage:
   bridge replay PIPELINE --route R --from OFFSET|RFC3339|P:O[,...] [--to ...] [--rate N] [--detach]
   bridge replay PIPELINE --route R --dlq QUEUE [--rate N]   (re-send through one route; the checkpoint stays)
   bridge replays [ID] | bridge replays cancel ID
+  bridge reload [-c FILE] [--dry-run] [--force] [--shadow | --canary PCT] | --promote | --rollback
+  bridge config versions | bridge config show N | bridge config shadow   (docs/reload.md)
   bridge dlq list [--pipeline P] [--filter EXPR] | dlq show ID | dlq redrive [--filter EXPR] [--to T] [--rate N]
   bridge migrate --from URL --to URL [--verify] [--report FILE] [--filter EXPR] [--key EXPR] [--follow|--limit N]
   bridge version
@@ -74,6 +76,10 @@ func realMain(args []string) int {
 		err = cmdReplay(ctx, rest)
 	case "replays":
 		err = cmdReplays(ctx, rest)
+	case "reload":
+		err = cmdReload(ctx, rest)
+	case "config":
+		err = cmdConfig(ctx, rest)
 	case "dlq":
 		err = cmdDLQ(ctx, rest)
 	case "migrate":

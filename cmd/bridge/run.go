@@ -9,14 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bridgeio/bridge/connectors/kafka"
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
-	"github.com/bridgeio/bridge/embedded-broker/exchange"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
 	"github.com/bridgeio/bridge/engine"
@@ -129,6 +130,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if *cfgPath == "" {
 		return errors.New("usage: bridge run -c FILE")
 	}
+	// SIGHUP reloads once everything runs (reload.go); until then it must
+	// not end the process, which is its default action.
+	signal.Ignore(syscall.SIGHUP)
 	log, err := newLogger(*logFormat, *logLevel)
 	if err != nil {
 		return err
@@ -141,21 +145,41 @@ func cmdRun(ctx context.Context, args []string) error {
 		defer stop()
 		log.Info("pprof listening", "addr", bound)
 	}
-	plan, err := loadPlan(*cfgPath)
+	// The bytes are read once: they are what the version store records.
+	data, err := os.ReadFile(*cfgPath)
 	if err != nil {
 		return err
 	}
-	return run(ctx, plan, log)
+	plan, err := pipelines.Parse(*cfgPath, data, os.LookupEnv)
+	if err != nil {
+		printProblems(err)
+		return errSilent
+	}
+	return run(ctx, plan, log, startedConfig{path: *cfgPath, data: data})
+}
+
+// startedConfig is the config file bridge run was started with: SIGHUP
+// and `bridge reload` without -c re-read it (reload.go).
+type startedConfig struct {
+	path string
+	data []byte
 }
 
 // run opens the stores, starts the listeners and the engine, and on ctx
 // cancellation stops in order: ingest first, then pipelines (drain and final
 // checkpoints), then the stores.
-func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
+func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started startedConfig) error {
 	cfg := plan.Config
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
+	// Config versions (issue 17, reload.go): the started file is version 1,
+	// the newest stored version if unchanged, or a new version.
+	store, version, err := openVersions(cfg, started)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	// Telemetry (cmd/bridge/telemetry.go): providers from telemetry:.
 	tel, stopTelemetry, err := newTelemetry(cfg, log)
 	if err != nil {
@@ -186,7 +210,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 			log.Error("close queues", "err", err)
 		}
 	}()
-	broker, err := declareBroker(cfg, qm)
+	broker, err := engine.DeclareBroker(cfg, qm)
 	if err != nil {
 		return err
 	}
@@ -194,7 +218,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	journal := newJournal(cfg) // console.go: the console's message journey; nil when the console is off
 	eng, err := engine.Build(plan, engine.Deps{Backbone: backbone, Broker: broker, External: conns.sink, Source: conns.source,
 		Options: engine.Options{Logger: log.With("component", "engine"), ShutdownTimeout: time.Duration(cfg.ShutdownTimeout), Telemetry: tel,
-			Journal: engineJournal(journal)}})
+			Journal: engineJournal(journal), Version: version}})
 	if err != nil {
 		return err
 	}
@@ -208,6 +232,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	}
 	defer closeDeadLetters()
 
+	reloader := newReloader(plan, version, eng, broker, embeddedLog, store, started.path, log)
 	tokens := map[string]httpapi.Role{}
 	for _, t := range cfg.Auth.Tokens {
 		tokens[t.Token] = httpapi.Role(t.Role)
@@ -222,7 +247,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	api := httpapi.New(httpapi.Options{Backbone: backbone, Pipelines: eng, Queues: broker, Tokens: tokens,
 		MaxRequestSize: int64(cfg.HTTP.MaxRequestSize), Logger: log.With("component", "http"),
 		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con, // telemetry: ingest spans, /metrics; /v1/deadletters
-		Replays: eng}) // route replays: /v1/pipelines/{name}/replays, /v1/replays
+		Replays: eng,       // route replays: /v1/pipelines/{name}/replays, /v1/replays
+		Config:  reloader}) // reload.go: /v1/config
 	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -260,8 +286,9 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger) error {
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	go func() { engineDone <- eng.Run(engineCtx) }()
-	defer runConsole()() // samples until shutdown; waits for its goroutine
-	log.Info("bridge running", "pipelines", len(plan.Pipelines))
+	defer runConsole()()                 // samples until shutdown; waits for its goroutine
+	defer onSIGHUP(ctx, reloader, log)() // reload.go: SIGHUP re-reads the config file
+	log.Info("bridge running", "pipelines", len(plan.Pipelines), "config_version", version)
 
 	var runErr error
 	select {
@@ -339,51 +366,6 @@ func openBackbone(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, o
 	log.Info("backbone open", "type", "embedded", "dir", filepath.Join(cfg.DataDir, "log"), "fsync", cfg.Backbone.Fsync,
 		"topics", len(cfg.Backbone.Topics), "took", time.Since(started).Round(time.Millisecond))
 	return engine.Embedded(lg), lg, closeLog, nil
-}
-
-// declareBroker creates the configured queues (dead-letter queues first, so
-// that redrive policies name existing queues) and exchanges.
-func declareBroker(cfg *pipelines.Config, qm *queue.Manager) (*engine.Broker, error) {
-	names := sortedKeys(cfg.Broker.Queues)
-	sort.SliceStable(names, func(i, j int) bool {
-		return cfg.Broker.Queues[names[i]].DeadLetterQueue == "" && cfg.Broker.Queues[names[j]].DeadLetterQueue != ""
-	})
-	for _, name := range names {
-		q := cfg.Broker.Queues[name]
-		qc := queue.Config{Name: name, FIFO: q.FIFO, ContentBasedDeduplication: q.ContentBasedDeduplication,
-			VisibilityTimeout: time.Duration(q.VisibilityTimeout), Delay: time.Duration(q.Delay),
-			Retention: time.Duration(q.Retention), MaxMessageSize: int(q.MaxMessageSize),
-			ReceiveWait: time.Duration(q.ReceiveWait), DeadLetterQueue: q.DeadLetterQueue, MaxReceiveCount: q.MaxReceiveCount,
-			MaxPriority: q.MaxPriority, PriorityAging: time.Duration(q.PriorityAging), MessageTTL: time.Duration(q.MessageTTL)}
-		if existing, err := qm.Get(name); err == nil {
-			// Config wins over what an earlier run stored.
-			if err := existing.SetConfig(qc); err != nil {
-				return nil, fmt.Errorf("queue %s: %w", name, err)
-			}
-			continue
-		}
-		if _, err := qm.Create(qc); err != nil {
-			return nil, fmt.Errorf("queue %s: %w", name, err)
-		}
-	}
-	b := engine.NewBroker(qm)
-	for _, name := range sortedKeys(cfg.Broker.Exchanges) {
-		xc := cfg.Broker.Exchanges[name]
-		var bindings []exchange.Binding
-		for _, bc := range xc.Bindings {
-			bindings = append(bindings, exchange.Binding{Queue: bc.Queue, Key: bc.Key, Headers: bc.Headers, Match: bc.Match})
-		}
-		x, err := exchange.New(name, exchange.Kind(xc.Type), bindings)
-		if err != nil {
-			return nil, fmt.Errorf("exchange %s: %w", name, err)
-		}
-		dlq := ""
-		if xc.Unroutable == "dead_letter" {
-			dlq = xc.DeadLetterQueue
-		}
-		b.AddExchange(x, dlq)
-	}
-	return b, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

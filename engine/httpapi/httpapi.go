@@ -81,6 +81,9 @@ type Options struct {
 	// Console, when set, serves /console and everything below it (the web
 	// console does its own auth with the same tokens and roles).
 	Console http.Handler
+	// Config serves /v1/config: reload, versions, shadow (config.go); nil:
+	// none.
+	Config Config
 }
 
 // Server is the HTTP API. It is an http.Handler, safe for concurrent use.
@@ -110,6 +113,7 @@ func New(opts Options) *Server {
 	s.handle("GET /v1/pipelines/{name}", RoleConsumer, s.getPipeline)
 	s.handle("POST /v1/pipelines/{name}/replay", RoleAdmin, s.replay)
 	s.registerRouteReplays()
+	s.registerConfig()
 	s.handle("GET /v1/queues", RoleConsumer, s.listQueues)
 	s.handle("POST /v1/queues/{dlq}/redrive", RoleAdmin, s.redrive)
 	s.handle("GET /v1/deadletters", RoleConsumer, s.listDeadLetters)
