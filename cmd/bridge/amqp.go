@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/bridgeio/bridge/embedded-broker/amqpapi"
@@ -85,26 +82,4 @@ func (l *amqpListener) shutdown(ctx context.Context, log *slog.Logger) {
 	case <-ctx.Done():
 		log.Error("AMQP API did not stop in time")
 	}
-}
-
-// listenerTLS loads a listener's certificate; ca_file requires client
-// certificates signed by that CA.
-func listenerTLS(t *pipelines.TLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("ca_file holds no PEM certificate")
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -249,7 +250,11 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started st
 		Telemetry: tel, Metrics: tel.Handler(), DeadLetters: deadLetters, Console: con, // telemetry: ingest spans, /metrics; /v1/deadletters
 		Replays: eng,       // route replays: /v1/pipelines/{name}/replays, /v1/replays
 		Config:  reloader}) // reload.go: /v1/config
-	httpSrv, err := listen(cfg.HTTP.Listen, api, cfg.HTTP.TLS)
+	httpTLS, err := optionalListenerTLS(cfg.HTTP.TLS)
+	if err != nil {
+		return fmt.Errorf("http.tls: %w", err)
+	}
+	httpSrv, err := listen(cfg.HTTP.Listen, api, httpTLS)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
@@ -263,13 +268,17 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started st
 		for _, c := range cfg.SQSAPI.Credentials {
 			creds = append(creds, sqsapi.Credential{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey})
 		}
+		sqsTLS, err := optionalListenerTLS(cfg.SQSAPI.TLS)
+		if err != nil {
+			return fmt.Errorf("sqs_api.tls: %w", err)
+		}
 		ln, err := net.Listen("tcp", cfg.SQSAPI.Listen)
 		if err != nil {
 			return fmt.Errorf("sqs_api.listen %s: %w", cfg.SQSAPI.Listen, err)
 		}
 		sqs := sqsapi.New(qm, sqsapi.Options{Addr: ln.Addr().String(), Credentials: creds, Logger: log.With("component", "sqsapi"),
 			TracerProvider: spanProvider(tel)}) // telemetry: receive/delete spans
-		sqsSrv = serveLean(ln, sqs, cfg.SQSAPI.TLS)
+		sqsSrv = serveLean(ln, sqs, sqsTLS)
 		log.Info("SQS API listening", "addr", sqsSrv.addr, "tls", cfg.SQSAPI.TLS != nil, "signature_v4", len(creds) > 0)
 	}
 	kafkaSrv, err := startKafkaAPI(cfg, embeddedLog, log) // kafkaapi.go: Kafka clients on the embedded log
@@ -392,18 +401,13 @@ type server struct {
 // bounded by the SQS API itself (2 MiB, answered with SQS's
 // RequestTooLarge error, so no MaxBodyBytes here); 10 s to send a head, a
 // minute for a whole request or an answer, 2 minutes idle.
-func serveLean(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
+func serveLean(ln net.Listener, h http.Handler, tlsCfg *tls.Config) *server {
 	ls := &leanhttp.Server{Handler: h, MaxHeaderBytes: 16 << 10,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
-		WriteTimeout: time.Minute}
+		WriteTimeout: time.Minute, TLSConfig: tlsCfg}
 	s := &server{lean: ls, addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() {
-		var err error
-		if tlsCfg != nil {
-			err = ls.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
-		} else {
-			err = ls.Serve(ln)
-		}
+		err := ls.Serve(ln) // TLS when TLSConfig is set
 		if errors.Is(err, leanhttp.ErrServerClosed) {
 			err = nil
 		}
@@ -412,7 +416,7 @@ func serveLean(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
 	return s
 }
 
-func listen(addr string, h http.Handler, tlsCfg *pipelines.TLS) (*server, error) {
+func listen(addr string, h http.Handler, tlsCfg *tls.Config) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -420,13 +424,13 @@ func listen(addr string, h http.Handler, tlsCfg *pipelines.TLS) (*server, error)
 	return serve(ln, h, tlsCfg), nil
 }
 
-func serve(ln net.Listener, h http.Handler, tlsCfg *pipelines.TLS) *server {
-	s := &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
-		addr: ln.Addr().String(), done: make(chan error, 1)}
+func serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config) *server {
+	s := &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		TLSConfig: tlsCfg}, addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() {
 		var err error
 		if tlsCfg != nil {
-			err = s.srv.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
+			err = s.srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
 		} else {
 			err = s.srv.Serve(ln)
 		}
