@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 const reloadTemplate = `
@@ -139,4 +141,83 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestReloadAddsExchangeOverAMQP: an exchange and a queue that a reload
+// adds are at once usable by AMQP clients of amqp_api, and the pipeline's
+// events reach them under the new version.
+func TestReloadAddsExchangeOverAMQP(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	amqpAddr := freeAddr(t)
+	const before = `
+data_dir: ${DATA}
+http:     { listen: ${HTTP} }
+sqs_api:  { listen: ${SQS} }
+amqp_api: { listen: AMQPADDR }
+backbone: { topics: { in: { partitions: 1 } } }
+pipelines:
+  - name: p
+    from: in
+    routes:
+      - name: r
+        to: { topic: in-copy }
+`
+	cfgText := strings.ReplaceAll(before, "AMQPADDR", amqpAddr)
+	cfgText = strings.Replace(cfgText, "topics: { in: { partitions: 1 } }", "topics: { in: { partitions: 1 }, in-copy: {} }", 1)
+	cfgPath, httpAddr, sqsAddr := writeConfig(t, data, cfgText)
+	in := start(t, cfgPath, httpAddr, sqsAddr, data)
+
+	after := strings.Replace(mustRead(t, cfgPath), "        to: { topic: in-copy }", `        to: { exchange: jobs, routing_key: '"job." + body.kind' }
+broker:
+  queues: { jobs-q: {} }
+  exchanges:
+    jobs: { type: topic, bindings: [ { queue: jobs-q, key: "job.*" } ] }`, 1)
+	newPath := t.TempDir() + "/after.yaml"
+	if err := os.WriteFile(newPath, []byte(after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := reloadCLI(t, in, "reload", "-c", newPath); code != 0 {
+		t.Fatalf("reload: exit %d\n%s", code, out)
+	}
+
+	conn, err := amqp091.Dial("amqp://guest:guest@" + amqpAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := ch.PublishWithDeferredConfirm("jobs", "job.amqp", true, false, amqp091.Publishing{Body: []byte(`{"kind":"amqp"}`)})
+	if err != nil {
+		t.Fatalf("publish to the exchange the reload added: %v", err)
+	}
+	if !dc.Wait() {
+		t.Fatal("publish to the added exchange was nacked")
+	}
+	if code, body, err := postEvents(context.Background(), in.httpURL, "in", []map[string]any{{"value": map[string]string{"kind": "pipeline"}}}); err != nil || code != 200 {
+		t.Fatalf("post: %d %v %v", code, body, err)
+	}
+	ds, err := ch.Consume("jobs-q", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume the queue the reload added: %v", err)
+	}
+	got := map[string]bool{}
+	deadline := time.After(20 * time.Second)
+	for len(got) < 2 {
+		select {
+		case d := <-ds:
+			got[string(d.Body)] = true
+		case <-deadline:
+			t.Fatalf("received %v, want the AMQP publish and the pipeline's event", got)
+		}
+	}
+	if !got[`{"kind":"amqp"}`] || !got[`{"kind":"pipeline"}`] {
+		t.Fatalf("received %v", got)
+	}
 }

@@ -16,9 +16,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/bridgeio/bridge/embedded-broker/amqpapi"
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/engine/reload"
@@ -41,13 +43,31 @@ func openVersions(cfg *pipelines.Config, started startedConfig) (*versions.Store
 }
 
 func newReloader(plan *pipelines.Plan, version int64, eng *engine.Engine, broker *engine.Broker, lg *commitlog.Log,
-	store *versions.Store, path string, log *slog.Logger) *reload.Reloader {
+	store *versions.Store, path string, amqpSrv *atomic.Pointer[amqpapi.Server], log *slog.Logger) *reload.Reloader {
 	var createTopic func(string, int) error
 	if lg != nil {
 		createTopic = lg.CreateTopic
 	}
 	return reload.New(reload.Options{Engine: eng, Broker: broker, CreateTopic: createTopic, Store: store, File: path,
+		Added:  func(cfg *pipelines.Config, diff *pipelines.PlanDiff) { showOverAMQP(amqpSrv.Load(), broker, diff, log) },
 		Logger: log.With("component", "reload")}, plan, version)
+}
+
+// showOverAMQP makes the exchanges and queues a reload added visible to
+// AMQP clients of amqp_api (nil when it is off).
+func showOverAMQP(srv *amqpapi.Server, broker *engine.Broker, diff *pipelines.PlanDiff, log *slog.Logger) {
+	if srv == nil || broker == nil {
+		return
+	}
+	var xs []amqpapi.ConfigExchange
+	for _, name := range diff.ExchangesAdded {
+		if x, dlq, ok := broker.Exchange(name); ok {
+			xs = append(xs, amqpapi.ConfigExchange{Exchange: x, UnroutableQueue: dlq})
+		}
+	}
+	if err := srv.AddConfig(xs, diff.QueuesAdded); err != nil {
+		log.Warn("reload: not all added exchanges are visible over AMQP", "err", err)
+	}
 }
 
 // onSIGHUP reloads the started config file on every SIGHUP until the

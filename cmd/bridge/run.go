@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/bridgeio/bridge/connectors/kafka"
+	"github.com/bridgeio/bridge/embedded-broker/amqpapi"
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/embedded-broker/queue"
 	"github.com/bridgeio/bridge/embedded-broker/sqsapi"
@@ -233,7 +235,8 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started st
 	}
 	defer closeDeadLetters()
 
-	reloader := newReloader(plan, version, eng, broker, embeddedLog, store, started.path, log)
+	var amqpShown atomic.Pointer[amqpapi.Server] // set once amqp_api serves; reloads add to it
+	reloader := newReloader(plan, version, eng, broker, embeddedLog, store, started.path, &amqpShown, log)
 	tokens := map[string]httpapi.Role{}
 	for _, t := range cfg.Auth.Tokens {
 		tokens[t.Token] = httpapi.Role(t.Role)
@@ -289,6 +292,9 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started st
 	amqpSrv, err := startAMQP(cfg, qm, broker, log) // issue 19: amqp.go
 	if err != nil {
 		return err
+	}
+	if amqpSrv != nil {
+		amqpShown.Store(amqpSrv.srv)
 	}
 
 	engineDone := make(chan error, 1)

@@ -235,3 +235,10 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) queues() *queue.Manager { return s.opts.Queues }
+
+// AddConfig makes the exchanges and queues a config reload added visible
+// to AMQP clients, as if they had been in Options.Exchanges and
+// Options.ConfigQueues from the start. It is safe to call while serving.
+func (s *Server) AddConfig(exchanges []ConfigExchange, queues []string) error {
+	return s.topo.addConfig(exchanges, queues)
+}

@@ -451,3 +451,33 @@ func (t *topology) dropExclusive(c *conn, names []string) {
 		}
 	}
 }
+
+// addConfig makes exchanges and queues that a config reload added visible
+// over AMQP, with the same protections as those of the starting config
+// (they cannot be deleted or redeclared differently over AMQP). An
+// exchange of the same name declared over AMQP is left as it is and
+// reported.
+func (t *topology) addConfig(exchanges []ConfigExchange, queues []string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, name := range queues {
+		t.configQueues[name] = true
+	}
+	var errs []error
+	for _, ce := range exchanges {
+		if ce.Exchange == nil {
+			errs = append(errs, errors.New("amqpapi: a ConfigExchange without an Exchange"))
+			continue
+		}
+		name := ce.Exchange.Name()
+		if cur := t.exchange(name); cur != nil && cur.origin != originConfig {
+			errs = append(errs, fmt.Errorf("amqpapi: exchange %q was declared over AMQP; the config's exchange of that name is not visible to AMQP clients", name))
+			continue
+		}
+		t.editExchanges(func(xs map[string]*xentry) {
+			xs[name] = &xentry{name: name, x: ce.Exchange, origin: originConfig, durable: true,
+				unroutable: ce.UnroutableQueue, configBindings: ce.Exchange.Bindings()}
+		})
+	}
+	return errors.Join(errs...)
+}

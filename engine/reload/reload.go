@@ -36,6 +36,10 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// Timeout bounds the wait for clean points (default 30s).
 	Timeout time.Duration
+	// Added, when set, is told what a reload created on the broker (after
+	// it exists, before any route sends to it), so that other front ends
+	// (the AMQP listener) can show it.
+	Added func(cfg *pipelines.Config, diff *pipelines.PlanDiff)
 	Logger  *slog.Logger
 }
 
@@ -410,6 +414,9 @@ func (r *Reloader) apply(ctx context.Context, plan *pipelines.Plan, diff *pipeli
 	if r.opts.Broker != nil {
 		if err := r.opts.Broker.ApplyAdditions(r.live.Config, plan.Config, diff); err != nil {
 			return engine.ReloadResult{}, err
+		}
+		if r.opts.Added != nil && (len(diff.ExchangesAdded) > 0 || len(diff.QueuesAdded) > 0) {
+			r.opts.Added(plan.Config, diff)
 		}
 	}
 	opts.OnLate = func(ts []engine.Takeover) {
