@@ -39,8 +39,8 @@ type Options struct {
 	// Added, when set, is told what a reload created on the broker (after
 	// it exists, before any route sends to it), so that other front ends
 	// (the AMQP listener) can show it.
-	Added func(cfg *pipelines.Config, diff *pipelines.PlanDiff)
-	Logger  *slog.Logger
+	Added  func(cfg *pipelines.Config, diff *pipelines.PlanDiff)
+	Logger *slog.Logger
 }
 
 // Request is one reload.
