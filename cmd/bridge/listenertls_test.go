@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -36,7 +37,7 @@ func TestListenerTLSClientCertificates(t *testing.T) {
 	withoutCA := &pipelines.TLS{CertFile: serverFile, KeyFile: serverFile + ".key"}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	servers := map[string]func(net.Listener, *tls.Config) *server{
-		"net/http": func(ln net.Listener, c *tls.Config) *server { return serve(ln, ok, c) },
+		"net/http": func(ln net.Listener, c *tls.Config) *server { return serve(ln, ok, c, slog.New(slog.DiscardHandler)) },
 		"leanhttp": func(ln net.Listener, c *tls.Config) *server { return serveLean(ln, ok, c) },
 	}
 	get := func(addr string, certs []tls.Certificate) error {

@@ -257,7 +257,7 @@ func run(ctx context.Context, plan *pipelines.Plan, log *slog.Logger, started st
 	if err != nil {
 		return fmt.Errorf("http.tls: %w", err)
 	}
-	httpSrv, err := listen(cfg.HTTP.Listen, api, httpTLS)
+	httpSrv, err := listen(cfg.HTTP.Listen, api, httpTLS, log.With("component", "http"))
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
@@ -422,17 +422,20 @@ func serveLean(ln net.Listener, h http.Handler, tlsCfg *tls.Config) *server {
 	return s
 }
 
-func listen(addr string, h http.Handler, tlsCfg *tls.Config) (*server, error) {
+func listen(addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return serve(ln, h, tlsCfg), nil
+	return serve(ln, h, tlsCfg, log), nil
 }
 
-func serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config) *server {
+// serve runs net/http on ln; its own errors (failed TLS handshakes, a
+// panicking handler) go to log as warnings, not to the standard logger.
+func serve(ln net.Listener, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *server {
 	s := &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		TLSConfig: tlsCfg}, addr: ln.Addr().String(), done: make(chan error, 1)}
+		TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+		addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() {
 		var err error
 		if tlsCfg != nil {
