@@ -66,3 +66,30 @@ func TestAddConfigWhileServing(t *testing.T) {
 		t.Fatalf("deleting a queue the config added = %v, want access-refused", err)
 	}
 }
+
+// TestMessageTTLLongerThanRetention: RabbitMQ takes any x-message-ttl up
+// to 2^32-1 ms. A TTL longer than a queue's default retention (4 days)
+// raises the retention so the TTL decides; one longer than bridge keeps any
+// message (14 days) is a 406, not an internal error. (Found by
+// FuzzQueueArguments.)
+func TestMessageTTLLongerThanRetention(t *testing.T) {
+	b := startBroker(t)
+	conn := b.dial(t)
+	defer conn.Close()
+	week := int64(7 * 24 * time.Hour / time.Millisecond)
+	if _, err := mustChannel(t, conn).QueueDeclare("week-ttl", true, false, false, false, amqp.Table{"x-message-ttl": week}); err != nil {
+		t.Fatalf("x-message-ttl of a week: %v", err)
+	}
+	q, err := b.qm.Get("week-ttl")
+	if err != nil {
+		t.Fatalf("queue week-ttl: %v", err)
+	}
+	if cfg := q.Config(); cfg.MessageTTL != 7*24*time.Hour || cfg.Retention < cfg.MessageTTL {
+		t.Fatalf("config %+v: want a week's TTL within the retention", cfg)
+	}
+	_, err = mustChannel(t, conn).QueueDeclare("month-ttl", true, false, false, false, amqp.Table{"x-message-ttl": 4 * week})
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		t.Fatalf("x-message-ttl of four weeks = %v, want 406", err)
+	}
+}

@@ -13,7 +13,8 @@ import (
 // mapped onto the queue package's features:
 //
 //	x-max-priority       0..255        Config.MaxPriority (0: not a priority queue)
-//	x-message-ttl        ms, ≥ 0       Config.MessageTTL (0 counts as 1 ms: "expire unless delivered at once")
+//	x-message-ttl        ms, ≥ 0       Config.MessageTTL (0 counts as 1 ms: "expire unless delivered at once");
+//	                                   longer than the retention raises it; over 14 days (MaxRetention): 406
 //	x-expires            ms, > 0       Config.IdleTimeout (at least 1 s)
 //	x-dead-letter-exchange "" and x-dead-letter-routing-key Q
 //	                                   Config.DeadLetterQueue Q: the default exchange routes a
@@ -65,6 +66,9 @@ func parseQueueArguments(queueName string, args wire.Table) (queueArgs, error) {
 			n, err := intArg(f, queueName, 0, 1<<32-1)
 			if err != nil {
 				return a, err
+			}
+			if ttl := time.Duration(n) * time.Millisecond; ttl > queue.MaxRetention {
+				return a, newError(wire.PreconditionFailed, "invalid arg 'x-message-ttl' for queue '%s' in vhost '/': %d ms is longer than bridge keeps a message (%v)", queueName, n, queue.MaxRetention)
 			}
 			a.messageTTL = max(time.Duration(n)*time.Millisecond, queue.MinTTL)
 		case "x-expires":
@@ -173,6 +177,16 @@ func fieldType(v any) string {
 func (a queueArgs) apply(cfg *queue.Config) {
 	cfg.MaxPriority = a.maxPriority
 	cfg.MessageTTL = a.messageTTL
+	// RabbitMQ keeps a message until it is consumed or expires; bridge's
+	// queues also have a retention. A TTL longer than it raises it, so
+	// that the TTL, not the retention, decides when the message goes.
+	ret := cfg.Retention
+	if ret == 0 {
+		ret = queue.DefaultRetention
+	}
+	if a.messageTTL > ret {
+		cfg.Retention = a.messageTTL
+	}
 	cfg.IdleTimeout = a.expires
 	if a.deadLetterQueue != "" {
 		cfg.DeadLetterQueue, cfg.MaxReceiveCount = a.deadLetterQueue, deadLetterRequeues
