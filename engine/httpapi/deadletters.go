@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -107,12 +106,7 @@ func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req deadLetterRedriveRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err == nil && len(body) > 0 {
-		err = strictUnmarshal(body, &req)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "redrive body: "+err.Error())
+	if !readSmallJSON(w, r, &req, "redrive body", true) {
 		return
 	}
 	if req.Rate < 0 || req.Max < 0 {

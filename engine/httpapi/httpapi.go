@@ -26,12 +26,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bridgeio/bridge/engine"
-	"github.com/bridgeio/bridge/engine/telemetry"
-	"github.com/bridgeio/bridge/event"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bridgeio/bridge/engine"
+	"github.com/bridgeio/bridge/engine/telemetry"
+	"github.com/bridgeio/bridge/event"
 )
 
 // Pipelines is what the API needs of the engine.
@@ -411,12 +412,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req replayRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err == nil {
-		err = strictUnmarshal(body, &req)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "replay body: "+err.Error())
+	if !readSmallJSON(w, r, &req, "replay body", false) {
 		return
 	}
 	from, err := req.parse()
@@ -497,12 +493,7 @@ func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req redriveRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err == nil && len(strings.TrimSpace(string(body))) > 0 {
-		err = strictUnmarshal(body, &req)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "redrive body: "+err.Error())
+	if !readSmallJSON(w, r, &req, "redrive body", true) {
 		return
 	}
 	n, err := s.opts.Queues.Redrive(r.Context(), r.PathValue("dlq"), req.To, req.Max, req.PerSecond)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/bridgeio/bridge/event"
@@ -87,6 +88,22 @@ func decodeEvents(body []byte, source string, now time.Time) ([]event.Event, err
 		return nil, &BadEventError{Index: -1, Err: errors.New("empty array: no events")}
 	}
 	return evs, nil
+}
+
+// readSmallJSON decodes a request body of at most 1 MiB into v, strictly
+// (unknown fields are errors). When optional, an empty or blank body
+// leaves v as it is. On failure it answers 400, naming what ("replay
+// body"), and returns false.
+func readSmallJSON(w http.ResponseWriter, r *http.Request, v any, what string, optional bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err == nil && (!optional || len(bytes.TrimSpace(body)) > 0) {
+		err = strictUnmarshal(body, v)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", what+": "+err.Error())
+		return false
+	}
+	return true
 }
 
 func strictUnmarshal(data []byte, v any) error {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/bridgeio/bridge/engine"
@@ -49,12 +48,7 @@ func (s *Server) startRouteReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req routeReplayRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err == nil {
-		err = strictUnmarshal(body, &req)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "replay body: "+err.Error())
+	if !readSmallJSON(w, r, &req, "replay body", false) {
 		return
 	}
 	rr, err := req.parse()

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/bridgeio/bridge/embedded-broker/commitlog"
 	"github.com/bridgeio/bridge/engine"
 	"github.com/bridgeio/bridge/engine/telemetry"
 	"github.com/bridgeio/bridge/event"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 const callerTP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
