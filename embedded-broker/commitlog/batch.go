@@ -77,14 +77,11 @@ func corruptf(format string, args ...any) error {
 	return fmt.Errorf("commitlog: %w: "+format, append([]any{event.ErrCorruption}, args...)...)
 }
 
-// parseBatchHeader reads and sanity-checks the fixed header; b must hold at
-// least batchHeaderSize bytes. It does not check the CRC.
-func parseBatchHeader(b []byte) (batchHeader, error) {
-	if len(b) < batchHeaderSize {
-		return batchHeader{}, corruptf("batch header needs %d bytes, have %d", batchHeaderSize, len(b))
-	}
+// decodeBatchHeader reads the fixed header's fields from b, which holds at
+// least batchHeaderSize bytes; it checks nothing.
+func decodeBatchHeader(b []byte) batchHeader {
 	be := binary.BigEndian
-	h := batchHeader{
+	return batchHeader{
 		baseOffset:      int64(be.Uint64(b[0:])),
 		length:          int32(be.Uint32(b[8:])),
 		magic:           int8(b[16]),
@@ -98,6 +95,15 @@ func parseBatchHeader(b []byte) (batchHeader, error) {
 		baseSequence:    int32(be.Uint32(b[53:])),
 		count:           int32(be.Uint32(b[57:])),
 	}
+}
+
+// parseBatchHeader reads and sanity-checks the fixed header; b must hold at
+// least batchHeaderSize bytes. It does not check the CRC.
+func parseBatchHeader(b []byte) (batchHeader, error) {
+	if len(b) < batchHeaderSize {
+		return batchHeader{}, corruptf("batch header needs %d bytes, have %d", batchHeaderSize, len(b))
+	}
+	h := decodeBatchHeader(b)
 	switch {
 	case h.magic != magicV2:
 		return h, corruptf("batch magic %d, want 2", h.magic)

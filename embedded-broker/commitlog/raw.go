@@ -83,18 +83,7 @@ func validateBatch(b []byte) (BatchMeta, error) {
 	if got, want := crc32.Checksum(b[crcStart:], castagnoli), be.Uint32(b[17:]); got != want {
 		return BatchMeta{}, fmt.Errorf("%w: crc %#08x, header says %#08x", ErrCorruptBatch, got, want)
 	}
-	h := batchHeader{
-		length:          int32(length),
-		magic:           magicV2,
-		attributes:      int16(be.Uint16(b[21:])),
-		lastOffsetDelta: int32(be.Uint32(b[23:])),
-		firstTimestamp:  int64(be.Uint64(b[27:])),
-		maxTimestamp:    int64(be.Uint64(b[35:])),
-		producerID:      int64(be.Uint64(b[43:])),
-		producerEpoch:   int16(be.Uint16(b[51:])),
-		baseSequence:    int32(be.Uint32(b[53:])),
-		count:           int32(be.Uint32(b[57:])),
-	}
+	h := decodeBatchHeader(b)
 	m := BatchMeta{Records: h.count, FirstTimestamp: h.firstTimestamp, MaxTimestamp: h.maxTimestamp,
 		ProducerID: h.producerID, ProducerEpoch: h.producerEpoch, BaseSequence: h.baseSequence, Codec: h.codec(), Size: len(b)}
 	switch {
